@@ -1,0 +1,1 @@
+from .ddrnet import VARIANTS, DDRNet23, DDRNet23Slim, DDRNet39, DualResNet

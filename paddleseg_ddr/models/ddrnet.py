@@ -1,0 +1,147 @@
+"""DDRNet: Deep Dual-resolution Networks (Hong et al., arXiv:2101.06085).
+
+One definition serves DDRNet-23-slim, DDRNet-23 and DDRNet-39; ``VARIANTS`` holds the
+numbers that tell them apart. Attribute names mirror the official release
+(``conv1, layer1..5, layer3_, compression3, down3, spp, final_layer, seghead_extra``;
+DDRNet-39 splits stage 3 into ``layer3_1/layer3_2`` with a fusion after each half).
+
+Data flow, with resolutions relative to the input:
+
+    conv1 (1/4) -> layer1 -> layer2 (1/8) -+-> low branch:  layer3 (1/16) -> layer4 (1/32) -> layer5 (1/64) -> DAPPM -+
+                                           +-> high branch: layer3_ (1/8) -> layer4_ (1/8)  -> layer5_ (1/8) ---------+-> sum -> head
+    with a bilateral fusion after every stage-3 part and after stage 4:
+        low  += down(relu(high))                 (strided 3x3 convs)
+        high += resize(compression(relu(low)))   (1x1 conv, bilinear)
+"""
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+from paddleseg.cvlibs import manager
+
+from .layers import DAPPM, BasicBlock, Bottleneck, SegHead, conv_bn, make_stage, resize
+
+# planes: width of the stem; blocks: BasicBlocks per stage 1-4; stage3_parts: fusions in stage 3.
+VARIANTS = {
+    'ddrnet23_slim': dict(planes=32, blocks=(2, 2, 2, 2), stage3_parts=1, spp_planes=128, head_planes=64),
+    'ddrnet23': dict(planes=64, blocks=(2, 2, 2, 2), stage3_parts=1, spp_planes=128, head_planes=128),
+    'ddrnet39': dict(planes=64, blocks=(3, 4, 6, 3), stage3_parts=2, spp_planes=128, head_planes=256),
+}
+
+
+def _downsample(in_channels, out_channels, mid_channels, num_convs):
+    """High-to-low path of a fusion: ``num_convs`` stride-2 3x3 conv-BN, ReLU between."""
+    if num_convs == 1:
+        return conv_bn(in_channels, out_channels, 3, stride=2)
+    return nn.Sequential(*conv_bn(in_channels, mid_channels, 3, stride=2), nn.ReLU(),
+                         *conv_bn(mid_channels, out_channels, 3, stride=2))
+
+
+class DualResNet(nn.Layer):
+    """The DDRNet segmentation network.
+
+    Args:
+        num_classes (int): Number of output classes.
+        planes (int): Stem width; the high-resolution branch has ``2 * planes`` channels.
+        blocks (tuple): Number of BasicBlocks in stages 1-4.
+        stage3_parts (int): How many halves stage 3 is split into, each followed by a
+            bilateral fusion (1 for DDRNet-23, 2 for DDRNet-39).
+        spp_planes (int): Branch width inside DAPPM.
+        head_planes (int): Hidden width of the segmentation heads.
+        in_channels (int, optional): Input channels. Default: 3.
+        aux_head (bool, optional): Build the auxiliary head on the high-resolution branch
+            after stage 3 (``seghead_extra``). Its logits are returned in training only.
+            Default: True.
+        pretrained (str, optional): Path of weights to load after construction. Default: None.
+    Returns (from forward):
+        list[Tensor]: ``[logits]`` in eval mode, ``[logits, aux_logits]`` in training
+        (when ``aux_head``), each of shape [N, num_classes, H, W] at the input size.
+    """
+
+    def __init__(self, num_classes, planes, blocks, stage3_parts, spp_planes, head_planes,
+                 in_channels=3, aux_head=True, pretrained=None):
+        super().__init__()
+        high = planes * 2
+        self.conv1 = nn.Sequential(
+            nn.Conv2D(in_channels, planes, 3, stride=2, padding=1), nn.BatchNorm2D(planes), nn.ReLU(),
+            nn.Conv2D(planes, planes, 3, stride=2, padding=1), nn.BatchNorm2D(planes), nn.ReLU())
+        self.layer1 = make_stage(BasicBlock, planes, planes, blocks[0])
+        self.layer2 = make_stage(BasicBlock, planes, planes * 2, blocks[1], stride=2)
+
+        # Stages 3 and 4: the low branch goes down (stride 2 at each stage start), the high
+        # branch stays at 1/8 with `high` channels, and a bilateral fusion follows each part.
+        suffixes = ['3'] if stage3_parts == 1 else [f'3_{i + 1}' for i in range(stage3_parts)]
+        self.fusion_stages = suffixes + ['4']
+        low_in, high_in = planes * 2, planes * 2
+        for suffix in self.fusion_stages:
+            in_stage4 = suffix == '4'
+            low_out = planes * 8 if in_stage4 else planes * 4
+            stride = 2 if low_in != low_out else 1
+            n = blocks[3] if in_stage4 else blocks[2] // stage3_parts
+            setattr(self, f'layer{suffix}', make_stage(BasicBlock, low_in, low_out, n, stride))
+            setattr(self, f'layer{suffix}_', make_stage(BasicBlock, high_in, high, n))
+            setattr(self, f'compression{suffix}', conv_bn(low_out, high, 1))
+            setattr(self, f'down{suffix}', _downsample(high, low_out, planes * 4, 2 if in_stage4 else 1))
+            low_in, high_in = low_out, high
+        self.aux_stage = suffixes[-1]
+
+        self.layer5_ = make_stage(Bottleneck, high, high, 1)
+        self.layer5 = make_stage(Bottleneck, planes * 8, planes * 8, 1, stride=2)
+        self.spp = DAPPM(planes * 16, spp_planes, planes * 4)
+        self.seghead_extra = SegHead(high, head_planes, num_classes) if aux_head else None
+        self.final_layer = SegHead(planes * 4, head_planes, num_classes)
+
+        self.init_weights()
+        if pretrained:
+            from ..engine.checkpoint import load_pretrained
+            load_pretrained(self, pretrained)
+
+    def init_weights(self):
+        """Kaiming-normal (fan_out) convs, unit BN: the official initialisation."""
+        for layer in self.sublayers():
+            if isinstance(layer, nn.Conv2D):
+                out_c, _, kh, kw = layer.weight.shape
+                nn.initializer.KaimingNormal(fan_in=out_c * kh * kw)(layer.weight)
+
+    def forward(self, x):
+        input_size = paddle.shape(x)[2:]
+        x = self.layer1(self.conv1(x))
+        low = high = self.layer2(F.relu(x))
+        aux_input = None
+        for suffix in self.fusion_stages:
+            low = getattr(self, f'layer{suffix}')(F.relu(low))
+            high = getattr(self, f'layer{suffix}_')(F.relu(high))
+            # Both directions read the pre-fusion features.
+            low, high = (low + getattr(self, f'down{suffix}')(F.relu(high)),
+                         high + resize(getattr(self, f'compression{suffix}')(F.relu(low)),
+                                       paddle.shape(high)[2:]))
+            if suffix == self.aux_stage:
+                aux_input = high
+
+        high = self.layer5_(F.relu(high))
+        low = resize(self.spp(self.layer5(F.relu(low))), paddle.shape(high)[2:])
+        logits = [self.final_layer(low + high)]
+        if self.training and self.seghead_extra is not None:
+            logits.append(self.seghead_extra(aux_input))
+        return [resize(logit, input_size) for logit in logits]
+
+
+def _variant(name, num_classes, **kwargs):
+    return DualResNet(num_classes=num_classes, **VARIANTS[name], **kwargs)
+
+
+@manager.MODELS.add_component
+def DDRNet23Slim(num_classes=19, **kwargs):
+    """DDRNet-23-slim (5.7 M parameters). See :class:`DualResNet` for the arguments."""
+    return _variant('ddrnet23_slim', num_classes, **kwargs)
+
+
+@manager.MODELS.add_component
+def DDRNet23(num_classes=19, **kwargs):
+    """DDRNet-23 (20.1 M parameters). See :class:`DualResNet` for the arguments."""
+    return _variant('ddrnet23', num_classes, **kwargs)
+
+
+@manager.MODELS.add_component
+def DDRNet39(num_classes=19, **kwargs):
+    """DDRNet-39 (32.4 M parameters). See :class:`DualResNet` for the arguments."""
+    return _variant('ddrnet39', num_classes, **kwargs)

@@ -1,0 +1,142 @@
+"""Building blocks of the DDRNet family: residual blocks, DAPPM and the segmentation head.
+
+Sub-layer names and ``nn.Sequential`` indices follow the official release
+(github.com/ydhongHIT/DDRNet) so that its checkpoints load by renaming BN buffers only.
+Batch-norm defaults (momentum 0.9, epsilon 1e-5) are Paddle's spelling of PyTorch's
+(momentum 0.1, epsilon 1e-5) used in the official training.
+"""
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+
+
+def resize(x, size):
+    """Bilinear resize with ``align_corners=False``, as everywhere in the official model."""
+    return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
+
+
+def conv_bn(in_channels, out_channels, kernel_size, stride=1):
+    """Conv (no bias) followed by BN: the compression / downsample unit."""
+    return nn.Sequential(
+        nn.Conv2D(in_channels, out_channels, kernel_size, stride=stride,
+                  padding=kernel_size // 2, bias_attr=False),
+        nn.BatchNorm2D(out_channels))
+
+
+def bn_relu_conv(in_channels, out_channels, kernel_size, pool=None):
+    """Pre-activation unit of DAPPM: [pool] - BN - ReLU - conv."""
+    layers = [] if pool is None else [pool]
+    layers += [
+        nn.BatchNorm2D(in_channels), nn.ReLU(),
+        nn.Conv2D(in_channels, out_channels, kernel_size,
+                  padding=kernel_size // 2, bias_attr=False)
+    ]
+    return nn.Sequential(*layers)
+
+
+class BasicBlock(nn.Layer):
+    """Two 3x3 convs with a residual; ``no_relu`` leaves the sum un-activated."""
+    expansion = 1
+
+    def __init__(self, in_channels, channels, stride=1, downsample=None, no_relu=False):
+        super().__init__()
+        self.conv1 = nn.Conv2D(in_channels, channels, 3, stride, 1, bias_attr=False)
+        self.bn1 = nn.BatchNorm2D(channels)
+        self.conv2 = nn.Conv2D(channels, channels, 3, 1, 1, bias_attr=False)
+        self.bn2 = nn.BatchNorm2D(channels)
+        self.downsample = downsample
+        self.no_relu = no_relu
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = out + shortcut
+        return out if self.no_relu else F.relu(out)
+
+
+class Bottleneck(nn.Layer):
+    """1x1 - 3x3 - 1x1 residual block with expansion 2 (stage 5 of DDRNet).
+
+    The official Bottleneck defaults to ``no_relu=True``, and stage 5 keeps that default.
+    """
+    expansion = 2
+
+    def __init__(self, in_channels, channels, stride=1, downsample=None, no_relu=True):
+        super().__init__()
+        self.conv1 = nn.Conv2D(in_channels, channels, 1, bias_attr=False)
+        self.bn1 = nn.BatchNorm2D(channels)
+        self.conv2 = nn.Conv2D(channels, channels, 3, stride, 1, bias_attr=False)
+        self.bn2 = nn.BatchNorm2D(channels)
+        self.conv3 = nn.Conv2D(channels, channels * self.expansion, 1, bias_attr=False)
+        self.bn3 = nn.BatchNorm2D(channels * self.expansion)
+        self.downsample = downsample
+        self.no_relu = no_relu
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = out + shortcut
+        return out if self.no_relu else F.relu(out)
+
+
+def make_stage(block, in_channels, channels, num_blocks, stride=1):
+    """A sequence of residual blocks; as in the official code, the last of several
+    blocks has no final ReLU (the caller applies it where the next stage needs it)."""
+    out_channels = channels * block.expansion
+    downsample = None
+    if stride != 1 or in_channels != out_channels:
+        downsample = conv_bn(in_channels, out_channels, 1, stride)
+    blocks = [block(in_channels, channels, stride, downsample)]
+    for i in range(1, num_blocks):
+        blocks.append(block(out_channels, channels, no_relu=(i == num_blocks - 1)))
+    return nn.Sequential(*blocks)
+
+
+class DAPPM(nn.Layer):
+    """Deep Aggregation Pyramid Pooling Module.
+
+    Five scales (identity, avg-pool k5/s2, k9/s4, k17/s8, global), each fused
+    hierarchically with the previous one by a 3x3 conv, then compressed and added
+    to a 1x1 shortcut. Average pooling counts the zero padding (PyTorch's default,
+    ``exclusive=False`` in Paddle), which the released weights were trained with.
+    """
+
+    POOLS = ((5, 2), (9, 4), (17, 8))
+
+    def __init__(self, in_channels, branch_channels, out_channels):
+        super().__init__()
+        self.scale0 = bn_relu_conv(in_channels, branch_channels, 1)
+        for i, (kernel, stride) in enumerate(self.POOLS, start=1):
+            pool = nn.AvgPool2D(kernel, stride, kernel // 2, exclusive=False)
+            setattr(self, f'scale{i}', bn_relu_conv(in_channels, branch_channels, 1, pool))
+        self.scale4 = bn_relu_conv(in_channels, branch_channels, 1, nn.AdaptiveAvgPool2D(1))
+        for i in range(1, 5):
+            setattr(self, f'process{i}', bn_relu_conv(branch_channels, branch_channels, 3))
+        self.compression = bn_relu_conv(branch_channels * 5, out_channels, 1)
+        self.shortcut = bn_relu_conv(in_channels, out_channels, 1)
+
+    def forward(self, x):
+        size = paddle.shape(x)[2:]
+        outs = [self.scale0(x)]
+        for i in range(1, 5):
+            scaled = resize(getattr(self, f'scale{i}')(x), size)
+            outs.append(getattr(self, f'process{i}')(scaled + outs[-1]))
+        return self.compression(paddle.concat(outs, axis=1)) + self.shortcut(x)
+
+
+class SegHead(nn.Layer):
+    """BN - ReLU - conv3x3 - BN - ReLU - conv1x1 (with bias): ``segmenthead`` upstream."""
+
+    def __init__(self, in_channels, mid_channels, num_classes):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2D(in_channels)
+        self.conv1 = nn.Conv2D(in_channels, mid_channels, 3, padding=1, bias_attr=False)
+        self.bn2 = nn.BatchNorm2D(mid_channels)
+        self.conv2 = nn.Conv2D(mid_channels, num_classes, 1)
+
+    def forward(self, x):
+        x = self.conv1(F.relu(self.bn1(x)))
+        return self.conv2(F.relu(self.bn2(x)))
