@@ -1,0 +1,119 @@
+"""Entry points behind train.py and val.py; flags follow PaddleSeg's tools."""
+import argparse
+import sys
+import time
+
+from paddleseg.utils import logger
+
+from .errors import UserError
+
+
+def _common(parser):
+    parser.add_argument('--config', required=True, help='YAML config file.')
+    parser.add_argument('--device', default=None, help="'cpu', 'gpu' or 'gpu:N' (default: gpu if available).")
+    parser.add_argument('--num_workers', type=int, default=0, help='Data-loading worker processes.')
+    parser.add_argument('--opts', nargs='+', default=None, metavar='KEY=VALUE',
+                        help='Override config entries, e.g. --opts batch_size=2 model.aux_head=False')
+
+
+def _eval_flags(parser):
+    parser.add_argument('--aug_eval', action='store_true', default=None, help='Multi-scale and/or flip evaluation.')
+    parser.add_argument('--scales', nargs='+', type=float, default=None, help='Scales for --aug_eval.')
+    parser.add_argument('--flip_horizontal', action='store_true', default=None)
+    parser.add_argument('--flip_vertical', action='store_true', default=None)
+    parser.add_argument('--is_slide', action='store_true', default=None, help='Sliding-window evaluation.')
+    parser.add_argument('--crop_size', nargs=2, type=int, default=None, metavar=('W', 'H'))
+    parser.add_argument('--stride', nargs=2, type=int, default=None, metavar=('W', 'H'))
+
+
+def _eval_options(builder, args):
+    options = builder.eval_options(aug_eval=args.aug_eval, scales=args.scales, flip_horizontal=args.flip_horizontal,
+                                   flip_vertical=args.flip_vertical, is_slide=args.is_slide,
+                                   crop_size=args.crop_size, stride=args.stride)
+    if options.get('is_slide') and not (options.get('crop_size') and options.get('stride')):
+        raise UserError('--is_slide needs --crop_size W H and --stride W H (or test_config entries).')
+    if options.get('scales') is not None and not options.get('aug_eval'):
+        logger.warning('--scales has no effect without --aug_eval.')
+    options['num_workers'] = args.num_workers
+    return options
+
+
+def train_parser():
+    p = argparse.ArgumentParser(description='Train a segmentation model (DDRNet family) on Paddle 3.x.')
+    _common(p)
+    p.add_argument('--iters', type=int, default=None, help='Total iterations (overrides the config).')
+    p.add_argument('--batch_size', type=int, default=None, help='Images per card (overrides the config).')
+    p.add_argument('--learning_rate', type=float, default=None, help='Initial learning rate (overrides the config).')
+    p.add_argument('--save_dir', default='output', help='Where checkpoints and logs go.')
+    p.add_argument('--save_interval', type=int, default=1000, help='Checkpoint (and evaluate) every N iterations.')
+    p.add_argument('--log_iters', type=int, default=10, help='Log every N iterations.')
+    p.add_argument('--do_eval', action='store_true', help='Evaluate at every checkpoint and keep best_model/.')
+    p.add_argument('--use_vdl', action='store_true', help='Write VisualDL scalars to --save_dir.')
+    p.add_argument('--resume_model', default=None, help='Checkpoint directory to resume from (save_dir/iter_N).')
+    p.add_argument('--keep_checkpoint_max', type=int, default=5, help='Most recent checkpoints to keep.')
+    p.add_argument('--seed', type=int, default=None, help='Random seed.')
+    p.add_argument('--precision', default='fp32', choices=['fp32', 'fp16'], help='fp16 = AMP (GPU only).')
+    p.add_argument('--amp_level', default='O1', choices=['O1'], help='AMP level.')
+    _eval_flags(p)
+    return p
+
+
+def val_parser():
+    p = argparse.ArgumentParser(description='Evaluate a segmentation model on its val_dataset.')
+    _common(p)
+    p.add_argument('--model_path', required=True, help='Trained weights (.pdparams or checkpoint directory).')
+    _eval_flags(p)
+    return p
+
+
+def _positive(**values):
+    for name, value in values.items():
+        if value is not None and value <= 0:
+            raise UserError(f'--{name} must be positive, got {value}.')
+
+
+def train_main(argv=None):
+    from .engine import Builder, load_config, train
+    from .engine.runtime import setup
+
+    args = train_parser().parse_args(argv)
+    _positive(iters=args.iters, batch_size=args.batch_size, learning_rate=args.learning_rate,
+              save_interval=args.save_interval, log_iters=args.log_iters)
+    seed = 0 if args.seed is None else args.seed
+    device, nranks, _ = setup(args.device, seed)
+    cfg = load_config(args.config, args.learning_rate, args.batch_size, args.iters, args.opts)
+    builder = Builder(cfg)
+    logger.info(f'device {device}, {nranks} process(es), {cfg.batch_size} image(s) per process')
+    val_dataset = builder.val_dataset if args.do_eval else None
+    start = time.time()
+    summary = train(builder.model, builder.train_dataset, builder.optimizer, builder.loss, cfg.iters,
+                    cfg.batch_size, val_dataset=val_dataset, save_dir=args.save_dir,
+                    save_interval=args.save_interval, log_iters=args.log_iters, do_eval=args.do_eval,
+                    use_vdl=args.use_vdl, resume_model=args.resume_model,
+                    keep_checkpoint_max=args.keep_checkpoint_max, num_workers=args.num_workers,
+                    precision=args.precision, amp_level=args.amp_level, seed=seed,
+                    eval_kwargs=_eval_options(builder, args) if args.do_eval else None)
+    logger.info(f"Training done: {summary['iters_run']} iterations in {time.time() - start:.1f}s.")
+    return summary
+
+
+def val_main(argv=None):
+    from .engine import Builder, evaluate, load_config, load_model_weights
+    from .engine.runtime import setup
+
+    args = val_parser().parse_args(argv)
+    setup(args.device)
+    cfg = load_config(args.config, opts=args.opts)
+    builder = Builder(cfg)
+    model = builder.model
+    load_model_weights(model, args.model_path)
+    return evaluate(model, builder.val_dataset, **_eval_options(builder, args))
+
+
+def run(main):
+    """Run an entry point; a ``UserError`` ends with its message and exit code 2."""
+    try:
+        main()
+    except UserError as e:
+        print(f'error: {e}', file=sys.stderr)
+        sys.exit(2)

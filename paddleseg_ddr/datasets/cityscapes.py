@@ -1,0 +1,96 @@
+"""Cityscapes through PaddleSeg's reader, with the checks a user needs.
+
+PaddleSeg's ``Cityscapes`` pairs images and labels by zipping two sorted globs: a missing
+label file silently shifts every pair after it, and a tree without
+``*_gtFine_labelTrainIds.png`` yields an empty dataset. ``DDRCityscapes`` pairs by file
+stem, says what is missing and how to make it, and rejects label values the loss cannot
+take, naming the file.
+"""
+import os
+
+import numpy as np
+from paddleseg.cvlibs import manager
+from paddleseg.datasets import Cityscapes
+
+from ..errors import UserError
+
+CLASS_NAMES = ('road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light',
+               'traffic sign', 'vegetation', 'terrain', 'sky', 'person', 'rider', 'car',
+               'truck', 'bus', 'train', 'motorcycle', 'bicycle')
+
+IMAGE_SUFFIX = '_leftImg8bit.png'
+LABEL_SUFFIX = '_gtFine_labelTrainIds.png'
+
+
+def _list_split(folder, suffix):
+    """{stem: path} for files ``folder/<city>/<stem><suffix>``."""
+    files = {}
+    if os.path.isdir(folder):
+        for city in sorted(os.listdir(folder)):
+            city_dir = os.path.join(folder, city)
+            if not os.path.isdir(city_dir):
+                continue
+            for name in os.listdir(city_dir):
+                if name.endswith(suffix):
+                    files[name[:-len(suffix)]] = os.path.join(city_dir, name)
+    return files
+
+
+@manager.DATASETS.add_component
+class DDRCityscapes(Cityscapes):
+    """Cityscapes (19 classes, ignore 255) read from the official layout.
+
+    Args:
+        transforms (list): PaddleSeg transforms.
+        dataset_root (str): Folder holding ``leftImg8bit/`` and ``gtFine/``.
+        mode (str, optional): 'train', 'val' or 'test'. Default: 'train'.
+        edge (bool, optional): Also return edge maps (PaddleSeg option). Default: False.
+    """
+    CLASS_NAMES = CLASS_NAMES
+
+    def __init__(self, transforms, dataset_root, mode='train', edge=False):
+        mode = str(mode).lower()
+        if mode not in ('train', 'val', 'test'):
+            raise UserError(f"DDRCityscapes: mode must be 'train', 'val' or 'test', got '{mode}'.")
+        root = os.path.abspath(dataset_root) if dataset_root else ''
+        for sub in ('leftImg8bit', 'gtFine'):
+            if not os.path.isdir(os.path.join(root, sub, mode)):
+                raise UserError(
+                    f"Cityscapes not found: expected the folder '{os.path.join(root, sub, mode)}' "
+                    f"(dataset_root '{dataset_root}'). Download leftImg8bit_trainvaltest.zip and "
+                    "gtFine_trainvaltest.zip from cityscapes-dataset.com, unzip both into dataset_root, "
+                    "then run `python tools/convert_cityscapes.py --dataset_root <root>`; or make the "
+                    "bundled mini dataset with `python tools/make_mini_cityscapes.py`.")
+        super().__init__(transforms, root, mode=mode, edge=edge)
+
+        images = _list_split(os.path.join(root, 'leftImg8bit', mode), IMAGE_SUFFIX)
+        labels = _list_split(os.path.join(root, 'gtFine', mode), LABEL_SUFFIX)
+        if not images:
+            raise UserError(f"No '*{IMAGE_SUFFIX}' images under '{os.path.join(root, 'leftImg8bit', mode)}/<city>/'.")
+        if mode != 'test':
+            if not labels:
+                raise UserError(
+                    f"No '*{LABEL_SUFFIX}' files under '{os.path.join(root, 'gtFine', mode)}/<city>/'. "
+                    f"Make them from the official polygons with `python tools/convert_cityscapes.py "
+                    f"--dataset_root {dataset_root}`.")
+            unlabelled = sorted(set(images) - set(labels))
+            if unlabelled:
+                raise UserError(
+                    f"{len(unlabelled)} {mode} image(s) have no '{LABEL_SUFFIX}', e.g. "
+                    f"'{images[unlabelled[0]]}'. Run `python tools/convert_cityscapes.py "
+                    f"--dataset_root {dataset_root}` (it converts every *_gtFine_polygons.json).")
+        self.file_list = [[images[s], labels.get(s)] for s in sorted(images)]
+
+    def __getitem__(self, idx):
+        data = super().__getitem__(idx)
+        if self.mode != 'test':
+            label = data['label']
+            bad = (label >= self.num_classes) & (label != self.ignore_index)
+            if bad.any():
+                values = np.unique(label[bad])[:10].tolist()
+                raise UserError(
+                    f"Label file '{self.file_list[idx][1]}' holds values {values} outside "
+                    f"[0, {self.num_classes}) that are not the ignore index {self.ignore_index}. "
+                    "Training needs trainIds, not the raw labelIds: regenerate it with "
+                    "`python tools/convert_cityscapes.py --overwrite`.")
+        return data

@@ -1,0 +1,5 @@
+from .builder import Builder, load_config
+from .checkpoint import load_model_weights, load_pretrained, save_checkpoint
+from .evaluate import evaluate
+from .metrics import compute_metrics, confusion_matrix, format_metrics
+from .train import train

@@ -1,0 +1,156 @@
+"""Checkpoints: atomic writes, strict loading with readable mismatch reports, resume state.
+
+A checkpoint directory holds ``model.pdparams`` (PaddleSeg-compatible weights),
+``model.pdopt`` (optimizer with its LR scheduler) and ``train_state.pdstates`` (iteration,
+best score, random-number-generator states). It is written under a temporary name and
+renamed when complete, so an interrupted save never leaves a half-written checkpoint.
+"""
+import glob
+import os
+import pickle
+import random
+import re
+import shutil
+
+import numpy as np
+import paddle
+from paddleseg.utils import logger
+
+from ..errors import UserError
+
+MODEL_FILE, OPT_FILE, STATE_FILE = 'model.pdparams', 'model.pdopt', 'train_state.pdstates'
+# Keys a checkpoint may lack or carry without harm: the auxiliary head is training-only.
+OPTIONAL_PREFIXES = ('seghead_extra.',)
+
+
+def _unwrap(model):
+    return model._layers if isinstance(model, paddle.DataParallel) else model
+
+
+def replace_dir(tmp_dir, final_dir):
+    """Move a fully written ``tmp_dir`` to ``final_dir``, replacing an older one."""
+    old = final_dir + '.old'
+    if os.path.isdir(final_dir):
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final_dir, old)
+    os.replace(tmp_dir, final_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def save_checkpoint(directory, model, optimizer=None, state=None):
+    """Write a checkpoint directory atomically."""
+    tmp = directory.rstrip('/') + '.tmp'
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    paddle.save(_unwrap(model).state_dict(), os.path.join(tmp, MODEL_FILE))
+    if optimizer is not None:
+        paddle.save(optimizer.state_dict(), os.path.join(tmp, OPT_FILE))
+    if state is not None:  # plain pickle: it holds Python/NumPy/Paddle RNG states
+        with open(os.path.join(tmp, STATE_FILE), 'wb') as f:
+            pickle.dump(state, f)
+    replace_dir(tmp, directory)
+
+
+def rng_state():
+    return {'python': random.getstate(), 'numpy': np.random.get_state(), 'paddle': paddle.get_rng_state()}
+
+
+def set_rng_state(state):
+    random.setstate(state['python'])
+    np.random.set_state(state['numpy'])
+    paddle.set_rng_state(state['paddle'])
+
+
+def prune_checkpoints(save_dir, keep):
+    """Keep the ``keep`` most recent ``iter_*`` directories (keep <= 0 keeps all)."""
+    if keep <= 0:
+        return
+    dirs = [d for d in glob.glob(os.path.join(save_dir, 'iter_*')) if re.fullmatch(r'iter_\d+', os.path.basename(d))]
+    dirs.sort(key=lambda d: int(d.rsplit('_', 1)[1]))
+    for d in dirs[:-keep]:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _read_params(path, what='weights'):
+    if os.path.isdir(path):
+        path = os.path.join(path, MODEL_FILE)
+    if not os.path.isfile(path):
+        raise UserError(f"{what} file not found: '{path}'. Pass the path of a .pdparams file "
+                        "(or of a checkpoint directory holding model.pdparams).")
+    try:
+        params = paddle.load(path)
+    except Exception as e:  # a corrupt or foreign file: say which
+        raise UserError(f"cannot read {what} '{path}' as a Paddle parameter file: {e}") from None
+    if not isinstance(params, dict):
+        raise UserError(f"{what} '{path}' holds a {type(params).__name__}, not a state dict.")
+    return path, params
+
+
+def _compare(model_state, params):
+    missing = [k for k in model_state if k not in params]
+    unexpected = [k for k in params if k not in model_state]
+    mismatched = [(k, list(params[k].shape), list(v.shape)) for k, v in model_state.items()
+                  if k in params and list(params[k].shape) != list(v.shape)]
+    return missing, unexpected, mismatched
+
+
+def _mismatch_report(missing, unexpected, mismatched, limit=20):
+    lines = []
+    for title, items in (('missing from the checkpoint', missing), ('not in the model', unexpected)):
+        if items:
+            lines.append(f'  {len(items)} key(s) {title}: ' + ', '.join(items[:limit]) + (' ...' if len(items) > limit else ''))
+    if mismatched:
+        lines.append(f'  {len(mismatched)} shape mismatch(es) (key: checkpoint vs model):')
+        lines += [f'    {k}: {a} vs {b}' for k, a, b in mismatched[:limit]]
+    return '\n'.join(lines)
+
+
+def load_model_weights(model, path):
+    """Load trained weights strictly: every key must be present with its shape.
+
+    Only the training-only auxiliary head may be absent or extra. Raises ``UserError``
+    listing mismatching keys and shapes otherwise.
+    """
+    path, params = _read_params(path)
+    model = _unwrap(model)
+    missing, unexpected, mismatched = _compare(model.state_dict(), params)
+    optional = lambda k: k.startswith(OPTIONAL_PREFIXES)
+    missing = [k for k in missing if not optional(k)]
+    unexpected = [k for k in unexpected if not optional(k)]
+    if missing or unexpected or mismatched:
+        raise UserError(f"checkpoint '{path}' does not fit {type(model).__name__}:\n"
+                        + _mismatch_report(missing, unexpected, mismatched)
+                        + '\nCheck that the config (model type, num_classes) is the one it was trained with.')
+    model.set_state_dict({k: v for k, v in params.items() if k in model.state_dict()})
+    logger.info(f"Loaded weights from '{path}'.")
+    return path
+
+
+def load_pretrained(model, path):
+    """Initialise from pretrained weights: load every key whose name and shape match and
+    report what was loaded, left at initialisation, or dropped."""
+    path, params = _read_params(path, 'pretrained')
+    model_state = model.state_dict()
+    missing, unexpected, mismatched = _compare(model_state, params)
+    skipped = {k for k, _, _ in mismatched}
+    loaded = {k: v for k, v in params.items() if k in model_state and k not in skipped}
+    if not loaded:
+        raise UserError(f"pretrained file '{path}' shares no key with {type(model).__name__}:\n"
+                        + _mismatch_report(missing, unexpected, mismatched))
+    model.set_state_dict(loaded)
+    logger.info(f"Loaded {len(loaded)}/{len(model_state)} tensors from '{path}'.")
+    if missing or unexpected or mismatched:
+        logger.info('Not loaded:\n' + _mismatch_report(missing, unexpected, mismatched))
+    return {'loaded': sorted(loaded), 'missing': missing, 'unexpected': unexpected, 'mismatched': mismatched}
+
+
+def load_checkpoint(directory, model, optimizer):
+    """Restore a checkpoint written by :func:`save_checkpoint`; returns its train state."""
+    state_path = os.path.join(directory, STATE_FILE)
+    if not os.path.isfile(state_path) or not os.path.isfile(os.path.join(directory, OPT_FILE)):
+        raise UserError(f"'{directory}' is not a resumable checkpoint: it needs {MODEL_FILE}, "
+                        f"{OPT_FILE} and {STATE_FILE} (as in <save_dir>/iter_<N>/).")
+    load_model_weights(model, directory)
+    optimizer.set_state_dict(paddle.load(os.path.join(directory, OPT_FILE)))
+    with open(state_path, 'rb') as f:
+        return pickle.load(f)

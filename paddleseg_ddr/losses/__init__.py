@@ -1,0 +1,1 @@
+from .ohem_cross_entropy import DDROhemCrossEntropyLoss
