@@ -1,0 +1,1 @@
+from .cityscapes import CLASS_NAMES, DDRCityscapes
