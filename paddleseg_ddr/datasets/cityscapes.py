@@ -3,12 +3,11 @@
 PaddleSeg's ``Cityscapes`` pairs images and labels by zipping two sorted globs: a missing
 label file silently shifts every pair after it, and a tree without
 ``*_gtFine_labelTrainIds.png`` yields an empty dataset. ``DDRCityscapes`` pairs by file
-stem, says what is missing and how to make it, and rejects label values the loss cannot
-take, naming the file.
+stem and says what is missing and how to make it. (Label values are checked by the engine,
+which names the file.)
 """
 import os
 
-import numpy as np
 from paddleseg.cvlibs import manager
 from paddleseg.datasets import Cityscapes
 
@@ -80,17 +79,3 @@ class DDRCityscapes(Cityscapes):
                     f"'{images[unlabelled[0]]}'. Run `python tools/convert_cityscapes.py "
                     f"--dataset_root {dataset_root}` (it converts every *_gtFine_polygons.json).")
         self.file_list = [[images[s], labels.get(s)] for s in sorted(images)]
-
-    def __getitem__(self, idx):
-        data = super().__getitem__(idx)
-        if self.mode != 'test':
-            label = data['label']
-            bad = (label >= self.num_classes) & (label != self.ignore_index)
-            if bad.any():
-                values = np.unique(label[bad])[:10].tolist()
-                raise UserError(
-                    f"Label file '{self.file_list[idx][1]}' holds values {values} outside "
-                    f"[0, {self.num_classes}) that are not the ignore index {self.ignore_index}. "
-                    "Training needs trainIds, not the raw labelIds: regenerate it with "
-                    "`python tools/convert_cityscapes.py --overwrite`.")
-        return data

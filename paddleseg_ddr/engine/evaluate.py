@@ -8,6 +8,7 @@ from paddleseg.core.infer import reverse_transform
 from paddleseg.utils import logger
 from tqdm import tqdm
 
+from .data import check_labels, iterate_batches
 from .inference import aug_predict, predict_logits
 from .metrics import compute_metrics, confusion_matrix, format_metrics
 
@@ -25,8 +26,8 @@ def evaluate(model, dataset, aug_eval=False, scales=1.0, flip_horizontal=False,
     nranks, rank = dist.get_world_size(), dist.get_rank()
     # Each rank takes every nranks-th image, so no image is counted twice (a
     # DistributedBatchSampler would pad the last round with repeats).
-    shard = paddle.io.Subset(dataset, list(range(rank, len(dataset), nranks)))
-    loader = paddle.io.DataLoader(shard, batch_size=1, num_workers=num_workers, return_list=True)
+    batches = [[i] for i in range(rank, len(dataset), nranks)]
+    loader = iterate_batches(dataset, batches, num_workers)
     num_classes = dataset.num_classes
     ignore_index = getattr(dataset, 'ignore_index', 255)
     conf = np.zeros((num_classes, num_classes), dtype=np.int64)
@@ -35,8 +36,10 @@ def evaluate(model, dataset, aug_eval=False, scales=1.0, flip_horizontal=False,
     model.eval()
     start = time.time()
     with paddle.no_grad():
-        for data in tqdm(loader, desc='Evaluate', disable=rank != 0 or not print_detail, leave=False):
+        for indices, data in zip(batches, tqdm(loader, desc='Evaluate', total=len(batches),
+                                               disable=rank != 0 or not print_detail, leave=False)):
             image, label = data['img'], data['label'].astype('int64')
+            check_labels(label, indices, dataset)
             if aug_eval:
                 logit = aug_predict(model, image, scales, flip_horizontal, flip_vertical,
                                     is_slide, crop_size, stride)

@@ -11,6 +11,7 @@ from paddleseg.utils import logger
 
 from ..errors import UserError
 from .checkpoint import load_checkpoint, prune_checkpoints, rng_state, save_checkpoint, set_rng_state
+from .data import check_labels, iterate_batches
 from .evaluate import evaluate
 
 
@@ -90,14 +91,17 @@ def train(model, train_dataset, optimizer, losses, iters, batch_size, val_datase
     history = []
     tic = time.time()
     while it < iters:
-        epoch = it // len(sampler)
+        # A resumed run skips the batches of its epoch that were already trained on, so it
+        # sees the same data order as an uninterrupted one.
+        epoch, done = divmod(it, len(sampler))
         sampler.set_epoch(epoch)
-        loader = paddle.io.DataLoader(train_dataset, batch_sampler=sampler, num_workers=num_workers,
-                                      return_list=True, worker_init_fn=_SeedWorker(seed, rank, epoch))
-        for data in loader:
+        batches = list(sampler)[done:]
+        loader = iterate_batches(train_dataset, batches, num_workers, _SeedWorker(seed, rank, epoch))
+        for indices, data in zip(batches, loader):
             reader_cost += time.time() - tic
             it += 1
             images, label = data['img'], data['label'].astype('int64')
+            check_labels(label, indices, train_dataset)
             with paddle.amp.auto_cast(enable=use_amp, level=amp_level):
                 logits = net(images)
             loss, per_head = compute_losses([l.astype('float32') for l in logits], label, losses)

@@ -1,0 +1,51 @@
+"""Batches for the engine, and the label check.
+
+Paddle 3.3's ``DataLoader`` with ``num_workers=0`` reads in a background thread and hangs
+for good when a sample raises (a bad file stalls training silently). With no workers the
+engine therefore reads in the calling thread, where errors surface with their message;
+with workers it uses ``DataLoader`` and points at the worker's report when one fails.
+"""
+import numpy as np
+import paddle
+from paddle.io.dataloader.collate import default_collate_fn
+
+from ..errors import UserError
+
+
+def _to_tensors(batch):
+    return {k: paddle.to_tensor(v) if isinstance(v, np.ndarray) else v for k, v in batch.items()}
+
+
+def iterate_batches(dataset, batch_indices, num_workers=0, worker_init_fn=None):
+    """Yield collated batches (dicts of tensors) for the given lists of sample indices."""
+    if num_workers == 0:
+        for indices in batch_indices:
+            yield _to_tensors(default_collate_fn([dataset[i] for i in indices]))
+        return
+    loader = paddle.io.DataLoader(dataset, batch_sampler=batch_indices, num_workers=num_workers,
+                                  return_list=True, worker_init_fn=worker_init_fn)
+    try:
+        yield from loader
+    except SystemError as e:
+        if 'data reader raises an exception' not in str(e):
+            raise
+        raise UserError('a data-loading worker failed; its error is printed above '
+                        '(run with --num_workers 0 to see it here).') from None
+
+
+def check_labels(label, indices, dataset):
+    """Reject label values outside [0, num_classes) other than the ignore index, naming the file."""
+    num_classes, ignore = dataset.num_classes, getattr(dataset, 'ignore_index', 255)
+    bad = paddle.logical_and(label >= num_classes, label != ignore)
+    if not bool(bad.any()):
+        return
+    bad, label = bad.numpy(), label.numpy()
+    files = getattr(dataset, 'file_list', None)
+    for row, index in enumerate(indices):
+        if bad[row].any():
+            values = np.unique(label[row][bad[row]])[:10].tolist()
+            where = f"'{files[index][1]}'" if files else f'sample {index}'
+            raise UserError(
+                f'label file {where} holds values {values} outside [0, {num_classes}) that are not '
+                f'the ignore index {ignore}. For Cityscapes, training needs *_gtFine_labelTrainIds.png, '
+                'not the raw labelIds: make them with `python tools/convert_cityscapes.py --dataset_root <root>`.')

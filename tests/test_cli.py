@@ -1,0 +1,127 @@
+"""What a user sees for the usual mistakes: a message naming the problem and the fix, exit
+code 2, no traceback from inside Paddle."""
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import paddle
+import pytest
+import yaml
+
+from paddleseg_ddr.cli import train_main, val_main
+from paddleseg_ddr.errors import UserError
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..'))
+SLIM = os.path.join(ROOT, 'configs', 'ddrnet', 'ddrnet23_slim_cityscapes_1024x1024_120k.yml')
+
+
+def tiny_cityscapes(root, label_value=None, n=2):
+    """A few 64x128 images in the official layout with trainId labels."""
+    rng = np.random.default_rng(0)
+    for split in ('train', 'val'):
+        for d in ('leftImg8bit', 'gtFine'):
+            os.makedirs(os.path.join(root, d, split, 'ulm'), exist_ok=True)
+        for i in range(n):
+            stem = os.path.join(split, 'ulm', f'ulm_{i:06d}_000019')
+            label = rng.integers(0, 19, (64, 128)).astype(np.uint8)
+            if label_value is not None and split == 'train' and i == 1:
+                label[5, 5] = label_value
+            cv2.imwrite(os.path.join(root, 'leftImg8bit', stem + '_leftImg8bit.png'),
+                        rng.integers(0, 255, (64, 128, 3)).astype(np.uint8))
+            cv2.imwrite(os.path.join(root, 'gtFine', stem + '_gtFine_labelTrainIds.png'), label)
+    return str(root)
+
+
+def write_config(folder, **dic):
+    path = os.path.join(str(folder), 'config.yml')
+    with open(path, 'w') as f:
+        yaml.safe_dump({'_base_': SLIM, **dic}, f)
+    return path
+
+
+def small(root):
+    transforms = [{'type': 'Normalize', 'mean': [0.485, 0.456, 0.406], 'std': [0.229, 0.224, 0.225]}]
+    return {'batch_size': 2, 'iters': 1,
+            'train_dataset': {'dataset_root': root, 'transforms': transforms},
+            'val_dataset': {'dataset_root': root},
+            'loss': {'types': [{'type': 'DDROhemCrossEntropyLoss', 'min_kept': 100, 'weight': None}], 'coef': [1, 0.4]}}
+
+
+def test_missing_dataset_root_says_where_and_how(tmp_path):
+    cfg = write_config(tmp_path, **small(str(tmp_path / 'nowhere')))
+    with pytest.raises(UserError) as e:
+        train_main(['--config', cfg, '--save_dir', str(tmp_path / 'out')])
+    msg = str(e.value)
+    assert str(tmp_path / 'nowhere' / 'leftImg8bit' / 'train') in msg
+    assert 'convert_cityscapes.py' in msg and 'make_mini_cityscapes.py' in msg
+
+
+def test_missing_train_ids_point_to_the_converter(tmp_path):
+    root = tiny_cityscapes(tmp_path / 'cs')
+    for dirpath, _, files in os.walk(os.path.join(root, 'gtFine', 'train')):
+        for f in files:
+            os.remove(os.path.join(dirpath, f))
+    cfg = write_config(tmp_path, **small(root))
+    with pytest.raises(UserError, match=r"No '\*_gtFine_labelTrainIds.png' files.*convert_cityscapes.py"):
+        train_main(['--config', cfg, '--save_dir', str(tmp_path / 'out')])
+
+
+def test_unknown_model_type_lists_registered_models(tmp_path):
+    cfg = write_config(tmp_path, model={'type': 'DDRNet23Slimm', 'num_classes': 19})
+    with pytest.raises(UserError) as e:
+        train_main(['--config', cfg])
+    msg = str(e.value)
+    assert "type 'DDRNet23Slimm' is not registered" in msg and "Did you mean 'DDRNet23Slim'" in msg
+    assert 'DDRNet39' in msg and 'DDRNet_23' in msg and 'PPLiteSeg' in msg
+
+
+def test_yaml_key_typo_is_reported(tmp_path):
+    cfg = write_config(tmp_path, bach_size=4)
+    with pytest.raises(UserError, match=r"unknown key 'bach_size'.*Did you mean 'batch_size'"):
+        train_main(['--config', cfg])
+
+
+def test_component_argument_typo_is_reported(tmp_path):
+    root = tiny_cityscapes(tmp_path / 'cs')
+    dic = small(root)
+    dic['model'] = {'type': 'DDRNet23Slim', 'num_classes': 19, 'aux_haed': True}
+    with pytest.raises(UserError, match='aux_haed'):
+        train_main(['--config', write_config(tmp_path, **dic)])
+
+
+def test_label_outside_num_classes_names_the_file(tmp_path):
+    root = tiny_cityscapes(tmp_path / 'cs', label_value=33)
+    cfg = write_config(tmp_path, **small(root))
+    with pytest.raises(UserError) as e:
+        train_main(['--config', cfg, '--save_dir', str(tmp_path / 'out')])
+    assert 'ulm_000001_000019_gtFine_labelTrainIds.png' in str(e.value) and '[33]' in str(e.value)
+
+
+def test_checkpoint_that_does_not_fit_lists_keys_and_shapes(tmp_path):
+    from paddleseg_ddr.models import DDRNet23, DDRNet23Slim
+    root = tiny_cityscapes(tmp_path / 'cs')
+    cfg = write_config(tmp_path, **small(root))
+    weights = str(tmp_path / 'other.pdparams')
+    paddle.save(DDRNet23(num_classes=19).state_dict(), weights)
+    with pytest.raises(UserError) as e:
+        val_main(['--config', cfg, '--model_path', weights])
+    msg = str(e.value)
+    assert 'does not fit' in msg and 'conv1.0.weight: [64, 3, 3, 3] vs [32, 3, 3, 3]' in msg
+
+    state = DDRNet23Slim(num_classes=19).state_dict()
+    state.pop('spp.scale0.2.weight')
+    state['extra.weight'] = paddle.zeros([1])
+    paddle.save(state, weights)
+    with pytest.raises(UserError) as e:
+        val_main(['--config', cfg, '--model_path', weights])
+    assert 'missing from the checkpoint: spp.scale0.2.weight' in str(e.value)
+    assert 'not in the model: extra.weight' in str(e.value)
+
+
+def test_cli_exits_2_with_message_and_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, 'train.py', '--config', str(tmp_path / 'missing.yml')],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert 'error: config file not found' in proc.stderr and 'Traceback' not in proc.stderr
