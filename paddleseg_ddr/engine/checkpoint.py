@@ -44,11 +44,48 @@ def save_checkpoint(directory, model, optimizer=None, state=None):
     os.makedirs(tmp)
     paddle.save(_unwrap(model).state_dict(), os.path.join(tmp, MODEL_FILE))
     if optimizer is not None:
-        paddle.save(optimizer.state_dict(), os.path.join(tmp, OPT_FILE))
+        paddle.save(_portable_optimizer_state(optimizer.state_dict(), model), os.path.join(tmp, OPT_FILE))
     if state is not None:  # plain pickle: it holds Python/NumPy/Paddle RNG states
         with open(os.path.join(tmp, STATE_FILE), 'wb') as f:
             pickle.dump(state, f)
     replace_dir(tmp, directory)
+
+
+# Paddle keys optimizer state by generated parameter names (``conv2d_114.w_0_velocity_0``),
+# which depend on how many layers the process built before: a checkpoint saved by one
+# process would not load in another. It is saved keyed by structured names instead.
+_SEP = '::'
+
+
+def _rename_keys(state, rename):
+    out = {}
+    for key, value in state.items():
+        if isinstance(value, dict) and key == 'master_weights':
+            value = _rename_keys(value, rename)
+        out[rename(key)] = value
+    return out
+
+
+def _portable_optimizer_state(state, model):
+    names = sorted(((p.name, k) for k, p in _unwrap(model).named_parameters()), key=lambda t: -len(t[0]))
+
+    def rename(key):
+        for generated, structured in names:
+            if key == generated or key.startswith(generated + '_'):
+                return structured + _SEP + key[len(generated) + 1:]
+        return key
+    return _rename_keys(state, rename)
+
+
+def _local_optimizer_state(state, model):
+    names = {k: p.name for k, p in _unwrap(model).named_parameters()}
+
+    def rename(key):
+        if _SEP not in key:
+            return key
+        structured, suffix = key.split(_SEP, 1)
+        return names[structured] + ('_' + suffix if suffix else '')
+    return _rename_keys(state, rename)
 
 
 def rng_state():
@@ -151,6 +188,6 @@ def load_checkpoint(directory, model, optimizer):
         raise UserError(f"'{directory}' is not a resumable checkpoint: it needs {MODEL_FILE}, "
                         f"{OPT_FILE} and {STATE_FILE} (as in <save_dir>/iter_<N>/).")
     load_model_weights(model, directory)
-    optimizer.set_state_dict(paddle.load(os.path.join(directory, OPT_FILE)))
+    optimizer.set_state_dict(_local_optimizer_state(paddle.load(os.path.join(directory, OPT_FILE)), model))
     with open(state_path, 'rb') as f:
         return pickle.load(f)

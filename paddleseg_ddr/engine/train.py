@@ -62,8 +62,10 @@ def train(model, train_dataset, optimizer, losses, iters, batch_size, val_datase
     if resume_model:
         saved = load_checkpoint(resume_model, model, optimizer)
         state.update({k: saved[k] for k in state})
-        if scheduler is not None and 'lr_scheduler' in saved:
-            scheduler.set_state_dict(saved['lr_scheduler'])
+        if scheduler is not None:
+            # Re-evaluate the schedule at the saved iteration for this run's settings
+            # (e.g. more --iters than the interrupted run had).
+            scheduler.step(state['iter'])
         set_rng_state(saved['rng'])
         logger.info(f"Resumed from '{resume_model}' at iteration {state['iter']}.")
     if state['iter'] >= iters:
@@ -158,9 +160,7 @@ def train(model, train_dataset, optimizer, losses, iters, batch_size, val_datase
                     model.train()
                 state['iter'] = it
                 if rank == 0:
-                    save_checkpoint(os.path.join(save_dir, f'iter_{it}'), model, optimizer, {
-                        **state, 'rng': rng_state(),
-                        'lr_scheduler': scheduler.state_dict() if scheduler is not None else None})
+                    save_checkpoint(os.path.join(save_dir, f'iter_{it}'), model, optimizer, {**state, 'rng': rng_state()})
                     prune_checkpoints(save_dir, keep_checkpoint_max)
             tic = time.time()
             if it >= iters:
