@@ -125,3 +125,19 @@ def test_cli_exits_2_with_message_and_no_traceback(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert 'error: config file not found' in proc.stderr and 'Traceback' not in proc.stderr
+
+
+def test_val_modes_from_the_command_line(tmp_path):
+    root = tiny_cityscapes(tmp_path / 'cs')
+    cfg = write_config(tmp_path, **small(root))
+    train_main(['--config', cfg, '--save_dir', str(tmp_path / 'out'), '--save_interval', '1'])
+    weights = str(tmp_path / 'out' / 'iter_1' / 'model.pdparams')
+    base = val_main(['--config', cfg, '--model_path', weights])
+    aug = val_main(['--config', cfg, '--model_path', weights, '--aug_eval', '--scales', '0.75', '1.0', '--flip_horizontal'])
+    slide = val_main(['--config', cfg, '--model_path', weights, '--is_slide', '--crop_size', '64', '64', '--stride', '48', '48'])
+    total = 2 * 64 * 128
+    for m in (base, aug, slide):
+        assert m['confusion'].sum() == total and 0.0 <= m['miou'] <= 1.0
+    assert not np.array_equal(base['confusion'], aug['confusion'])
+    with pytest.raises(UserError, match='--is_slide needs --crop_size'):
+        val_main(['--config', cfg, '--model_path', weights, '--is_slide'])

@@ -17,15 +17,17 @@ def _to_tensors(batch):
 
 
 def iterate_batches(dataset, batch_indices, num_workers=0, worker_init_fn=None):
-    """Yield collated batches (dicts of tensors) for the given lists of sample indices."""
+    """Yield (indices, batch) for the given lists of sample indices; a batch is a dict of tensors."""
     if num_workers == 0:
         for indices in batch_indices:
-            yield _to_tensors(default_collate_fn([dataset[i] for i in indices]))
+            yield indices, _to_tensors(default_collate_fn([dataset[i] for i in indices]))
         return
     loader = paddle.io.DataLoader(dataset, batch_sampler=batch_indices, num_workers=num_workers,
                                   return_list=True, worker_init_fn=worker_init_fn)
     try:
-        yield from loader
+        # The loader comes first in zip so that it runs to its end and stops its workers.
+        for data, indices in zip(loader, batch_indices):
+            yield indices, data
     except SystemError as e:
         if 'data reader raises an exception' not in str(e):
             raise

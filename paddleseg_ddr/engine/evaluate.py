@@ -36,8 +36,8 @@ def evaluate(model, dataset, aug_eval=False, scales=1.0, flip_horizontal=False,
     model.eval()
     start = time.time()
     with paddle.no_grad():
-        for indices, data in zip(batches, tqdm(loader, desc='Evaluate', total=len(batches),
-                                               disable=rank != 0 or not print_detail, leave=False)):
+        for indices, data in tqdm(loader, desc='Evaluate', total=len(batches),
+                                  disable=rank != 0 or not print_detail, leave=False):
             image, label = data['img'], data['label'].astype('int64')
             check_labels(label, indices, dataset)
             if aug_eval:

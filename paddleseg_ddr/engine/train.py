@@ -99,7 +99,7 @@ def train(model, train_dataset, optimizer, losses, iters, batch_size, val_datase
         sampler.set_epoch(epoch)
         batches = list(sampler)[done:]
         loader = iterate_batches(train_dataset, batches, num_workers, _SeedWorker(seed, rank, epoch))
-        for indices, data in zip(batches, loader):
+        for indices, data in loader:
             reader_cost += time.time() - tic
             it += 1
             images, label = data['img'], data['label'].astype('int64')
@@ -164,6 +164,7 @@ def train(model, train_dataset, optimizer, losses, iters, batch_size, val_datase
                     prune_checkpoints(save_dir, keep_checkpoint_max)
             tic = time.time()
             if it >= iters:
+                loader.close()  # stops the data workers of an unfinished epoch
                 break
     if writer:
         writer.close()
