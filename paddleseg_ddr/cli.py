@@ -66,6 +66,18 @@ def val_parser():
     return p
 
 
+def export_parser():
+    p = argparse.ArgumentParser(description='Export a trained model as a static inference graph.')
+    p.add_argument('--config', required=True, help='YAML config the model was trained with.')
+    p.add_argument('--model_path', default=None, help='Trained weights (.pdparams); omit to export initial weights.')
+    p.add_argument('--save_dir', default='output/inference', help='Where model.json, model.pdiparams, deploy.yaml go.')
+    p.add_argument('--input_shape', nargs=4, type=int, default=None, metavar=('N', 'C', 'H', 'W'),
+                   help='Fix the input shape (default: dynamic batch, height and width).')
+    p.add_argument('--output_op', default='argmax', choices=['argmax', 'softmax', 'none'])
+    p.add_argument('--opts', nargs='+', default=None, metavar='KEY=VALUE')
+    return p
+
+
 def _positive(**values):
     for name, value in values.items():
         if value is not None and value <= 0:
@@ -108,6 +120,26 @@ def val_main(argv=None):
     model = builder.model
     load_model_weights(model, args.model_path)
     return evaluate(model, builder.val_dataset, **_eval_options(builder, args))
+
+
+def export_main(argv=None):
+    from .deploy import export_inference_model
+    from .engine import Builder, load_config, load_model_weights
+    from .engine.runtime import setup
+
+    args = export_parser().parse_args(argv)
+    setup('cpu')
+    cfg = load_config(args.config, opts=args.opts)
+    builder = Builder(cfg)
+    model = builder.model
+    if args.model_path:
+        load_model_weights(model, args.model_path)
+    else:
+        logger.warning('No --model_path: exporting the initial (untrained) weights.')
+    transforms = cfg.val_dataset_cfg.get('transforms', [])
+    export_inference_model(model, args.save_dir, transforms, args.input_shape, args.output_op)
+    logger.info(f"Exported to '{args.save_dir}' (model.json, model.pdiparams, deploy.yaml).")
+    return args.save_dir
 
 
 def run(main):
