@@ -78,6 +78,26 @@ def export_parser():
     return p
 
 
+def predict_parser():
+    p = argparse.ArgumentParser(description='Predict label maps for images with a checkpoint or an exported model.')
+    p.add_argument('--config', default=None, help='Training config (with --model_path) or an exported deploy.yaml.')
+    p.add_argument('--model_path', default=None, help='Trained weights for dygraph prediction.')
+    p.add_argument('--model_dir', default=None, help='Directory written by export.py (Paddle Inference).')
+    p.add_argument('--image_path', required=True, help='An image, a folder (recursive) or a list file.')
+    p.add_argument('--save_dir', default='output/result')
+    p.add_argument('--save_label_ids', action='store_true', help='Write Cityscapes ids instead of trainIds.')
+    p.add_argument('--device', default=None)
+    p.add_argument('--aug_pred', action='store_true', help='Multi-scale and/or flip prediction (dygraph).')
+    p.add_argument('--scales', nargs='+', type=float, default=[1.0])
+    p.add_argument('--flip_horizontal', action='store_true')
+    p.add_argument('--flip_vertical', action='store_true')
+    p.add_argument('--is_slide', action='store_true')
+    p.add_argument('--crop_size', nargs=2, type=int, default=None, metavar=('W', 'H'))
+    p.add_argument('--stride', nargs=2, type=int, default=None, metavar=('W', 'H'))
+    p.add_argument('--opts', nargs='+', default=None, metavar='KEY=VALUE')
+    return p
+
+
 def _positive(**values):
     for name, value in values.items():
         if value is not None and value <= 0:
@@ -140,6 +160,39 @@ def export_main(argv=None):
     export_inference_model(model, args.save_dir, transforms, args.input_shape, args.output_op)
     logger.info(f"Exported to '{args.save_dir}' (model.json, model.pdiparams, deploy.yaml).")
     return args.save_dir
+
+
+def predict_main(argv=None):
+    import os
+
+    from .deploy import DygraphPredictor, StaticPredictor, predict_files
+    from .engine import Builder, load_config, load_model_weights
+    from .engine.runtime import setup
+
+    args = predict_parser().parse_args(argv)
+    device, _, _ = setup(args.device)
+    model_dir = args.model_dir
+    if model_dir is None and args.config and os.path.basename(args.config) == 'deploy.yaml':
+        model_dir = os.path.dirname(os.path.abspath(args.config))
+    if model_dir:
+        predictor = StaticPredictor(model_dir, device='gpu' if device.startswith('gpu') else 'cpu')
+    else:
+        if not (args.config and args.model_path):
+            raise UserError('give --config and --model_path (a checkpoint), or --model_dir (an export).')
+        if args.is_slide and not (args.crop_size and args.stride):
+            raise UserError('--is_slide needs --crop_size W H and --stride W H.')
+        cfg = load_config(args.config, opts=args.opts)
+        model = Builder(cfg).model
+        load_model_weights(model, args.model_path)
+        options = {'is_slide': args.is_slide, 'crop_size': args.crop_size, 'stride': args.stride}
+        if args.aug_pred:
+            options.update(aug_pred=True, scales=args.scales, flip_horizontal=args.flip_horizontal,
+                           flip_vertical=args.flip_vertical)
+        predictor = DygraphPredictor(model, cfg.val_dataset_cfg.get('transforms', []), **options)
+    done, failed = predict_files(predictor, args.image_path, args.save_dir, args.save_label_ids)
+    if failed:
+        raise UserError(f'{len(failed)} image(s) could not be read (listed above); {done} predicted.')
+    return done
 
 
 def run(main):
