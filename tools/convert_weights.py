@@ -1,0 +1,55 @@
+"""Convert official DDRNet PyTorch checkpoints (Cityscapes or ImageNet) to Paddle weights.
+
+    python tools/convert_weights.py --src best_val_smaller.pth --model ddrnet23_slim --kind cityscapes \
+        --dst pretrained/ddrnet23_slim_cityscapes.pdparams
+    python tools/convert_weights.py --src DDRNet23s_imagenet.pth --model ddrnet23_slim --kind imagenet \
+        --dst pretrained/ddrnet23_slim_imagenet.pdparams
+
+PyTorch is not needed: the .pth is read directly (zip or legacy format).
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))
+
+from paddleseg_ddr.cli import run  # noqa: E402
+from paddleseg_ddr.errors import UserError  # noqa: E402
+
+
+def main(argv=None):
+    import paddle
+
+    from paddleseg_ddr.models import VARIANTS
+    from paddleseg_ddr.models.ddrnet import _variant
+    from paddleseg_ddr.models.ddrnet_checkpoints import convert_official
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--src', required=True, help='Official .pth checkpoint.')
+    p.add_argument('--model', required=True, choices=sorted(VARIANTS))
+    p.add_argument('--kind', default='cityscapes', choices=['cityscapes', 'imagenet'])
+    p.add_argument('--num_classes', type=int, default=19)
+    p.add_argument('--dst', required=True, help='Output .pdparams.')
+    args = p.parse_args(argv)
+    model = _variant(args.model, args.num_classes, aux_head=True)
+    report = convert_official(model, args.src)
+    if args.kind == 'cityscapes' and any(k.startswith(('layer', 'spp', 'final_layer')) for k in report['left_at_init']):
+        raise UserError(f"'{args.src}' lacks segmentation layers ({', '.join(report['left_at_init'][:5])} ...): "
+                        'is it an ImageNet checkpoint? Use --kind imagenet.')
+    state = model.state_dict()
+    if not any(k.startswith('seghead_extra.') for k in report['loaded']):
+        state = {k: v for k, v in state.items() if not k.startswith('seghead_extra.')}
+    os.makedirs(os.path.dirname(os.path.abspath(args.dst)), exist_ok=True)
+    tmp = args.dst + '.tmp'
+    paddle.save(state, tmp)
+    os.replace(tmp, args.dst)
+    print(f"loaded {len(report['loaded'])} tensors; left at initialisation {len(report['left_at_init'])}"
+          f"{': ' + ', '.join(sorted({k.split('.')[0] for k in report['left_at_init']})) if report['left_at_init'] else ''}; "
+          f"dropped {len(report['dropped'])}"
+          f"{': ' + ', '.join(sorted({k.split('.')[0] for k in report['dropped']})) if report['dropped'] else ''}")
+    print(f"wrote '{args.dst}'")
+    return report
+
+
+if __name__ == '__main__':
+    run(main)
