@@ -20,18 +20,23 @@ from paddleseg_ddr.errors import UserError  # noqa: E402
 def main(argv=None):
     import paddle
 
-    from paddleseg_ddr.models import VARIANTS
+    from paddleseg_ddr.models import VARIANTS, imagenet_classifier
     from paddleseg_ddr.models.ddrnet import _variant
     from paddleseg_ddr.models.ddrnet_checkpoints import convert_official
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--src', required=True, help='Official .pth checkpoint.')
     p.add_argument('--model', required=True, choices=sorted(VARIANTS))
-    p.add_argument('--kind', default='cityscapes', choices=['cityscapes', 'imagenet'])
-    p.add_argument('--num_classes', type=int, default=19)
+    p.add_argument('--kind', default='cityscapes', choices=['cityscapes', 'imagenet', 'imagenet_classifier'],
+                   help='cityscapes: a trained segmentation model; imagenet: initial weights for segmentation '
+                        '(the `pretrained:` of the configs); imagenet_classifier: the ImageNet network itself.')
+    p.add_argument('--num_classes', type=int, default=None, help='Default: 19 (1000 for imagenet_classifier).')
     p.add_argument('--dst', required=True, help='Output .pdparams.')
     args = p.parse_args(argv)
-    model = _variant(args.model, args.num_classes, aux_head=True)
+    if args.kind == 'imagenet_classifier':
+        model = imagenet_classifier(args.model, args.num_classes or 1000)
+    else:
+        model = _variant(args.model, args.num_classes or 19, aux_head=True)
     report = convert_official(model, args.src)
     if args.kind == 'cityscapes' and any(k.startswith(('layer', 'spp', 'final_layer')) for k in report['left_at_init']):
         raise UserError(f"'{args.src}' lacks segmentation layers ({', '.join(report['left_at_init'][:5])} ...): "

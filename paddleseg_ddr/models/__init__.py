@@ -1,1 +1,2 @@
-from .ddrnet import VARIANTS, DDRNet23, DDRNet23Slim, DDRNet39, DualResNet
+from .ddrnet import (VARIANTS, DDRNet23, DDRNet23Slim, DDRNet39, DualResNet, DualResNetClassifier,
+                     imagenet_classifier)

@@ -20,11 +20,12 @@ from paddleseg.cvlibs import manager
 
 from .layers import DAPPM, BasicBlock, Bottleneck, SegHead, conv_bn, make_stage, resize
 
-# planes: width of the stem; blocks: BasicBlocks per stage 1-4; stage3_parts: fusions in stage 3.
+# planes: width of the stem; blocks: BasicBlocks per stage 1-4; stage3_parts: fusions in stage 3;
+# spp/head_planes: DAPPM and head widths (segmentation); last_planes: width before the ImageNet classifier.
 VARIANTS = {
-    'ddrnet23_slim': dict(planes=32, blocks=(2, 2, 2, 2), stage3_parts=1, spp_planes=128, head_planes=64),
-    'ddrnet23': dict(planes=64, blocks=(2, 2, 2, 2), stage3_parts=1, spp_planes=128, head_planes=128),
-    'ddrnet39': dict(planes=64, blocks=(3, 4, 6, 3), stage3_parts=2, spp_planes=128, head_planes=256),
+    'ddrnet23_slim': dict(planes=32, blocks=(2, 2, 2, 2), stage3_parts=1, spp_planes=128, head_planes=64, last_planes=1024),
+    'ddrnet23': dict(planes=64, blocks=(2, 2, 2, 2), stage3_parts=1, spp_planes=128, head_planes=128, last_planes=2048),
+    'ddrnet39': dict(planes=64, blocks=(3, 4, 6, 3), stage3_parts=2, spp_planes=128, head_planes=256, last_planes=2048),
 }
 
 
@@ -36,29 +37,12 @@ def _downsample(in_channels, out_channels, mid_channels, num_convs):
                          *conv_bn(mid_channels, out_channels, 3, stride=2))
 
 
-class DualResNet(nn.Layer):
-    """The DDRNet segmentation network.
+class DualTrunk(nn.Layer):
+    """Stem, stages 1-4 with their bilateral fusions, and the stage-5 high branch: what
+    the segmentation and the ImageNet networks share (and what an ImageNet checkpoint
+    initialises in the segmentation model, besides stage 5 of the low branch)."""
 
-    Args:
-        num_classes (int): Number of output classes.
-        planes (int): Stem width; the high-resolution branch has ``2 * planes`` channels.
-        blocks (tuple): Number of BasicBlocks in stages 1-4.
-        stage3_parts (int): How many halves stage 3 is split into, each followed by a
-            bilateral fusion (1 for DDRNet-23, 2 for DDRNet-39).
-        spp_planes (int): Branch width inside DAPPM.
-        head_planes (int): Hidden width of the segmentation heads.
-        in_channels (int, optional): Input channels. Default: 3.
-        aux_head (bool, optional): Build the auxiliary head on the high-resolution branch
-            after stage 3 (``seghead_extra``). Its logits are returned in training only.
-            Default: True.
-        pretrained (str, optional): Path of weights to load after construction. Default: None.
-    Returns (from forward):
-        list[Tensor]: ``[logits]`` in eval mode, ``[logits, aux_logits]`` in training
-        (when ``aux_head``), each of shape [N, num_classes, H, W] at the input size.
-    """
-
-    def __init__(self, num_classes, planes, blocks, stage3_parts, spp_planes, head_planes,
-                 in_channels=3, aux_head=True, pretrained=None):
+    def __init__(self, planes, blocks, stage3_parts, in_channels=3):
         super().__init__()
         high = planes * 2
         self.conv1 = nn.Sequential(
@@ -83,17 +67,7 @@ class DualResNet(nn.Layer):
             setattr(self, f'down{suffix}', _downsample(high, low_out, planes * 4, 2 if in_stage4 else 1))
             low_in, high_in = low_out, high
         self.aux_stage = suffixes[-1]
-
         self.layer5_ = make_stage(Bottleneck, high, high, 1)
-        self.layer5 = make_stage(Bottleneck, planes * 8, planes * 8, 1, stride=2)
-        self.spp = DAPPM(planes * 16, spp_planes, planes * 4)
-        self.seghead_extra = SegHead(high, head_planes, num_classes) if aux_head else None
-        self.final_layer = SegHead(planes * 4, head_planes, num_classes)
-
-        self.init_weights()
-        if pretrained:
-            from ..engine.checkpoint import load_pretrained
-            load_pretrained(self, pretrained)
 
     def init_weights(self):
         """Kaiming-normal (fan_out) convs, unit BN: the official initialisation."""
@@ -102,11 +76,11 @@ class DualResNet(nn.Layer):
                 out_c, _, kh, kw = layer.weight.shape
                 nn.initializer.KaimingNormal(fan_in=out_c * kh * kw)(layer.weight)
 
-    def forward(self, x):
-        input_size = paddle.shape(x)[2:]
+    def forward_branches(self, x):
+        """(low branch after stage 4, high branch after stage 5, high branch after stage 3)."""
         x = self.layer1(self.conv1(x))
         low = high = self.layer2(F.relu(x))
-        aux_input = None
+        after_stage3 = None
         for suffix in self.fusion_stages:
             low = getattr(self, f'layer{suffix}')(F.relu(low))
             high = getattr(self, f'layer{suffix}_')(F.relu(high))
@@ -115,18 +89,83 @@ class DualResNet(nn.Layer):
                          high + resize(getattr(self, f'compression{suffix}')(F.relu(low)),
                                        paddle.shape(high)[2:]))
             if suffix == self.aux_stage:
-                aux_input = high
+                after_stage3 = high
+        return low, self.layer5_(F.relu(high)), after_stage3
 
-        high = self.layer5_(F.relu(high))
+
+class DualResNet(DualTrunk):
+    """The DDRNet segmentation network.
+
+    Args:
+        num_classes (int): Number of output classes.
+        planes (int): Stem width; the high-resolution branch has ``2 * planes`` channels.
+        blocks (tuple): Number of BasicBlocks in stages 1-4.
+        stage3_parts (int): How many halves stage 3 is split into, each followed by a
+            bilateral fusion (1 for DDRNet-23, 2 for DDRNet-39).
+        spp_planes (int): Branch width inside DAPPM.
+        head_planes (int): Hidden width of the segmentation heads.
+        in_channels (int, optional): Input channels. Default: 3.
+        aux_head (bool, optional): Build the auxiliary head on the high-resolution branch
+            after stage 3 (``seghead_extra``). Its logits are returned in training only.
+            Default: True.
+        pretrained (str, optional): Path of weights to load after construction: a Paddle
+            ``.pdparams`` (e.g. converted ImageNet weights, see tools/convert_weights.py).
+            Keys whose name and shape match are loaded, the rest reported. Default: None.
+    Returns (from forward):
+        list[Tensor]: ``[logits]`` in eval mode, ``[logits, aux_logits]`` in training
+        (when ``aux_head``), each of shape [N, num_classes, H, W] at the input size.
+    """
+
+    def __init__(self, num_classes, planes, blocks, stage3_parts, spp_planes, head_planes,
+                 in_channels=3, aux_head=True, pretrained=None, last_planes=None):
+        super().__init__(planes, blocks, stage3_parts, in_channels)
+        self.layer5 = make_stage(Bottleneck, planes * 8, planes * 8, 1, stride=2)
+        self.spp = DAPPM(planes * 16, spp_planes, planes * 4)
+        self.seghead_extra = SegHead(planes * 2, head_planes, num_classes) if aux_head else None
+        self.final_layer = SegHead(planes * 4, head_planes, num_classes)
+        self.init_weights()
+        if pretrained:
+            from ..engine.checkpoint import load_pretrained
+            load_pretrained(self, pretrained)
+
+    def forward(self, x):
+        input_size = paddle.shape(x)[2:]
+        low, high, after_stage3 = self.forward_branches(x)
         low = resize(self.spp(self.layer5(F.relu(low))), paddle.shape(high)[2:])
         logits = [self.final_layer(low + high)]
         if self.training and self.seghead_extra is not None:
-            logits.append(self.seghead_extra(aux_input))
+            logits.append(self.seghead_extra(after_stage3))
         return [resize(logit, input_size) for logit in logits]
+
+
+class DualResNetClassifier(DualTrunk):
+    """The ImageNet network of the release: stage 5 keeps the low branch at 1/32
+    (stride-1 ``layer5``), ``down5`` brings the high branch down to it, then
+    ``last_layer`` (1x1 conv, global pooling) and ``linear``. Returns logits [N, num_classes]."""
+
+    def __init__(self, num_classes, planes, blocks, stage3_parts, last_planes, in_channels=3,
+                 spp_planes=None, head_planes=None):
+        super().__init__(planes, blocks, stage3_parts, in_channels)
+        self.layer5 = make_stage(Bottleneck, planes * 8, planes * 8, 1)
+        self.down5 = _downsample(planes * 4, planes * 16, planes * 8, 2)
+        self.last_layer = nn.Sequential(nn.Conv2D(planes * 16, last_planes, 1, bias_attr=False),
+                                        nn.BatchNorm2D(last_planes), nn.ReLU(), nn.AdaptiveAvgPool2D(1))
+        self.linear = nn.Linear(last_planes, num_classes)
+        self.init_weights()
+
+    def forward(self, x):
+        low, high, _ = self.forward_branches(x)
+        x = self.layer5(F.relu(low)) + self.down5(F.relu(high))
+        return self.linear(self.last_layer(F.relu(x)).flatten(1))
 
 
 def _variant(name, num_classes, **kwargs):
     return DualResNet(num_classes=num_classes, **VARIANTS[name], **kwargs)
+
+
+def imagenet_classifier(name, num_classes=1000):
+    """The ImageNet DualResNet of a variant ('ddrnet23_slim', 'ddrnet23', 'ddrnet39')."""
+    return DualResNetClassifier(num_classes=num_classes, **VARIANTS[name])
 
 
 @manager.MODELS.add_component

@@ -33,7 +33,10 @@ def official_state_dict(obj):
         for old, new in _BN_RENAMES:
             if key.endswith(old):
                 key = key[:-len(old)] + new
-        state[key] = np.asarray(value)
+        value = np.asarray(value)
+        if key == 'linear.weight':  # nn.Linear: PyTorch stores [out, in], Paddle [in, out]
+            value = value.T
+        state[key] = value
     return state
 
 

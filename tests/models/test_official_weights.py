@@ -67,3 +67,50 @@ def test_converted_cityscapes_weights_give_the_official_logits(tmp_path, name, a
                 ours = model(paddle.to_tensor(x))[0].numpy()
             diff = np.abs(ours - ref).max()
             assert diff <= 1e-4 * np.abs(ref).max(), f'{name} {form} {x.shape}: max diff {diff}'
+
+
+@pytest.mark.parametrize('name', ['ddrnet23_slim', 'ddrnet23', 'ddrnet39'])
+def test_imagenet_checkpoints_give_the_official_class_scores(tmp_path, name):
+    from torch_ddrnet import randomized_classifier
+    reference = randomized_classifier(name)
+    src = str(tmp_path / 'imagenet.pth')
+    torch.save({'state_dict': collections.OrderedDict(('module.' + k, v) for k, v in reference.state_dict().items())}, src)
+    dst = str(tmp_path / 'cls.pdparams')
+    report = convert_weights.main(['--src', src, '--model', name, '--kind', 'imagenet_classifier', '--dst', dst])
+    assert report['left_at_init'] == [] and report['dropped'] == []
+    from paddleseg_ddr.models import imagenet_classifier
+    model = imagenet_classifier(name)
+    model.set_state_dict(paddle.load(dst))
+    model.eval()
+    rng = np.random.default_rng(1)
+    for size in [(224, 224), (200, 328)]:
+        x = rng.normal(size=(2, 3, *size)).astype(np.float32)
+        with torch.no_grad():
+            ref = reference(torch.from_numpy(x)).numpy()
+        with paddle.no_grad():
+            ours = model(paddle.to_tensor(x)).numpy()
+        assert np.abs(ours - ref).max() <= 1e-4 * np.abs(ref).max(), f'{name} {size}'
+
+
+def test_imagenet_checkpoint_initialises_both_branches_of_the_segmentation_model(tmp_path):
+    from torch_ddrnet import randomized_classifier
+    reference = randomized_classifier('ddrnet23_slim')
+    src = str(tmp_path / 'imagenet.pth')
+    torch.save(reference.state_dict(), src)
+    dst = str(tmp_path / 'seg_init.pdparams')
+    report = convert_weights.main(['--src', src, '--model', 'ddrnet23_slim', '--kind', 'imagenet', '--dst', dst])
+    tops = lambda keys: sorted({k.split('.')[0] for k in keys})
+    assert tops(report['left_at_init']) == ['final_layer', 'seghead_extra', 'spp']
+    assert tops(report['dropped']) == ['down5', 'last_layer', 'linear']
+    loaded = tops(report['loaded'])
+    for part in ['conv1', 'layer1', 'layer2', 'layer3', 'layer3_', 'layer4', 'layer4_', 'layer5', 'layer5_',
+                 'compression3', 'compression4', 'down3', 'down4']:
+        assert part in loaded, part
+    params = paddle.load(dst)
+    torch_sd = reference.state_dict()
+    np.testing.assert_array_equal(params['layer4_.1.bn2._variance'].numpy(), torch_sd['layer4_.1.bn2.running_var'].numpy())
+    np.testing.assert_array_equal(params['layer5.0.downsample.0.weight'].numpy(), torch_sd['layer5.0.downsample.0.weight'].numpy())
+    # the converted file initialises a model through the configs' `pretrained:` key
+    from paddleseg_ddr.models import DDRNet23Slim
+    model = DDRNet23Slim(pretrained=dst)
+    np.testing.assert_array_equal(model.state_dict()['down3.0.weight'].numpy(), torch_sd['down3.0.weight'].numpy())

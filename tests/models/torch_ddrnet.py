@@ -158,6 +158,53 @@ def randomized(name, augment, seed=0):
     """A reference model with random weights and non-trivial BN statistics, in eval mode."""
     torch.manual_seed(seed)
     model = OfficialDDRNet(*VARIANTS[name], augment=augment)
+    _randomize_bn(model)
+    return model.eval()
+
+
+class OfficialClassifier(OfficialDDRNet):
+    """The release's ImageNet network: stride-1 layer5, down5, last_layer, linear."""
+
+    def __init__(self, layers, planes, spp_planes, head_planes, last_planes, num_classes=1000):
+        super().__init__(layers, planes, spp_planes, head_planes)
+        del self.spp, self.final_layer
+        self.layer5 = make(Bottle, planes * 8, planes * 8, 1)
+        self.down5 = nn.Sequential(nn.Conv2d(planes * 4, planes * 8, 3, 2, 1, bias=False), nn.BatchNorm2d(planes * 8), nn.ReLU(),
+                                   nn.Conv2d(planes * 8, planes * 16, 3, 2, 1, bias=False), nn.BatchNorm2d(planes * 16))
+        self.last_layer = nn.Sequential(nn.Conv2d(planes * 16, last_planes, 1, bias=False), nn.BatchNorm2d(last_planes),
+                                        nn.ReLU(), nn.AdaptiveAvgPool2d((1, 1)))
+        self.linear = nn.Linear(last_planes, num_classes)
+        self.last_planes = last_planes
+
+    def forward(self, x):
+        h, w = x.shape[-2] // 8, x.shape[-1] // 8
+        x = self.layer2(F.relu(self.layer1(self.conv1(x))))
+        stages = ['3_1', '3_2'] if self.split else ['3']
+        hi = x
+        for name in stages:
+            lo_new = getattr(self, f'layer{name}')(F.relu(x))
+            hi = getattr(self, f'layer{name}_')(F.relu(hi))
+            x = lo_new + getattr(self, f'down{name}')(F.relu(hi))
+            hi = hi + up(getattr(self, f'compression{name}')(F.relu(lo_new)), h, w)
+        lo_new = self.layer4(F.relu(x))
+        hi = self.layer4_(F.relu(hi))
+        x = lo_new + self.down4(F.relu(hi))
+        hi = hi + up(self.compression4(F.relu(lo_new)), h, w)
+        x = self.layer5(F.relu(x)) + self.down5(F.relu(self.layer5_(F.relu(hi))))
+        return self.linear(self.last_layer(F.relu(x)).view(-1, self.last_planes))
+
+
+LAST_PLANES = {'ddrnet23_slim': 1024, 'ddrnet23': 2048, 'ddrnet39': 2048}
+
+
+def randomized_classifier(name, seed=0):
+    torch.manual_seed(seed)
+    model = OfficialClassifier(*VARIANTS[name], LAST_PLANES[name])
+    _randomize_bn(model)
+    return model.eval()
+
+
+def _randomize_bn(model):
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
@@ -165,6 +212,5 @@ def randomized(name, augment, seed=0):
                 m.bias.uniform_(-0.2, 0.2)
                 m.running_mean.uniform_(-0.2, 0.2)
                 m.running_var.uniform_(0.5, 2.0)
-            elif isinstance(m, nn.Conv2d) and m.bias is not None:
+            elif isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None:
                 m.bias.uniform_(-0.1, 0.1)
-    return model.eval()
