@@ -4,6 +4,7 @@
         --dst pretrained/ddrnet23_slim_cityscapes.pdparams
     python tools/convert_weights.py --src DDRNet23s_imagenet.pth --model ddrnet23_slim --kind imagenet \
         --dst pretrained/ddrnet23_slim_imagenet.pdparams
+    python tools/convert_weights.py --src model.pdparams --from paddleseg_ddrnet23 --dst pretrained/ddrnet23_cityscapes_paddleseg.pdparams
 
 PyTorch is not needed: the .pth is read directly (zip or legacy format).
 """
@@ -22,22 +23,31 @@ def main(argv=None):
 
     from paddleseg_ddr.models import VARIANTS, imagenet_classifier
     from paddleseg_ddr.models.ddrnet import _variant
-    from paddleseg_ddr.models.ddrnet_checkpoints import convert_official
+    from paddleseg_ddr.models.ddrnet_checkpoints import convert_official, convert_paddleseg
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--src', required=True, help='Official .pth checkpoint.')
-    p.add_argument('--model', required=True, choices=sorted(VARIANTS))
+    p.add_argument('--src', required=True, help='Official .pth checkpoint (or a PaddleSeg .pdparams with --from).')
+    p.add_argument('--from', dest='source', default='official', choices=['official', 'paddleseg_ddrnet23'],
+                   help="official: the DDRNet release's .pth; paddleseg_ddrnet23: PaddleSeg's DDRNet_23 weights.")
+    p.add_argument('--model', default=None, choices=sorted(VARIANTS), help='Required for --from official.')
     p.add_argument('--kind', default='cityscapes', choices=['cityscapes', 'imagenet', 'imagenet_classifier'],
                    help='cityscapes: a trained segmentation model; imagenet: initial weights for segmentation '
                         '(the `pretrained:` of the configs); imagenet_classifier: the ImageNet network itself.')
     p.add_argument('--num_classes', type=int, default=None, help='Default: 19 (1000 for imagenet_classifier).')
     p.add_argument('--dst', required=True, help='Output .pdparams.')
     args = p.parse_args(argv)
+    if args.source == 'paddleseg_ddrnet23':
+        args.model, args.kind = args.model or 'ddrnet23', 'cityscapes'
+        if args.model != 'ddrnet23':
+            raise UserError("--from paddleseg_ddrnet23 converts to --model ddrnet23 (PaddleSeg's DDRNet_23).")
+    elif args.model is None:
+        raise UserError('--model is required: one of ' + ', '.join(sorted(VARIANTS)) + '.')
     if args.kind == 'imagenet_classifier':
         model = imagenet_classifier(args.model, args.num_classes or 1000)
     else:
         model = _variant(args.model, args.num_classes or 19, aux_head=True)
-    report = convert_official(model, args.src)
+    convert = convert_paddleseg if args.source == 'paddleseg_ddrnet23' else convert_official
+    report = convert(model, args.src)
     if args.kind == 'cityscapes' and any(k.startswith(('layer', 'spp', 'final_layer')) for k in report['left_at_init']):
         raise UserError(f"'{args.src}' lacks segmentation layers ({', '.join(report['left_at_init'][:5])} ...): "
                         'is it an ImageNet checkpoint? Use --kind imagenet.')

@@ -29,10 +29,10 @@ VARIANTS = {
 }
 
 
-def _downsample(in_channels, out_channels, mid_channels, num_convs):
+def _downsample(in_channels, out_channels, mid_channels, num_convs, padding=None):
     """High-to-low path of a fusion: ``num_convs`` stride-2 3x3 conv-BN, ReLU between."""
     if num_convs == 1:
-        return conv_bn(in_channels, out_channels, 3, stride=2)
+        return conv_bn(in_channels, out_channels, 3, stride=2, padding=padding)
     return nn.Sequential(*conv_bn(in_channels, mid_channels, 3, stride=2), nn.ReLU(),
                          *conv_bn(mid_channels, out_channels, 3, stride=2))
 
@@ -42,7 +42,7 @@ class DualTrunk(nn.Layer):
     the segmentation and the ImageNet networks share (and what an ImageNet checkpoint
     initialises in the segmentation model, besides stage 5 of the low branch)."""
 
-    def __init__(self, planes, blocks, stage3_parts, in_channels=3):
+    def __init__(self, planes, blocks, stage3_parts, in_channels=3, paddleseg_layout=False):
         super().__init__()
         high = planes * 2
         self.conv1 = nn.Sequential(
@@ -64,7 +64,9 @@ class DualTrunk(nn.Layer):
             setattr(self, f'layer{suffix}', make_stage(BasicBlock, low_in, low_out, n, stride))
             setattr(self, f'layer{suffix}_', make_stage(BasicBlock, high_in, high, n))
             setattr(self, f'compression{suffix}', conv_bn(low_out, high, 1))
-            setattr(self, f'down{suffix}', _downsample(high, low_out, planes * 4, 2 if in_stage4 else 1))
+            # PaddleSeg's DDRNet_23 pads its stage-3 downsample 'SAME' (0 before, 1 after).
+            padding = 'SAME' if paddleseg_layout and not in_stage4 else None
+            setattr(self, f'down{suffix}', _downsample(high, low_out, planes * 4, 2 if in_stage4 else 1, padding))
             low_in, high_in = low_out, high
         self.aux_stage = suffixes[-1]
         self.layer5_ = make_stage(Bottleneck, high, high, 1)
@@ -108,6 +110,10 @@ class DualResNet(DualTrunk):
         aux_head (bool, optional): Build the auxiliary head on the high-resolution branch
             after stage 3 (``seghead_extra``). Its logits are returned in training only.
             Default: True.
+        paddleseg_layout (bool, optional): Reproduce the two places where PaddleSeg's
+            ``DDRNet_23`` departs from the official model (DAPPM average pooling ignores the
+            zero padding; ``down3`` pads 'SAME'), for weights converted from PaddleSeg's
+            model zoo. Default: False (the official model).
         pretrained (str, optional): Path of weights to load after construction: a Paddle
             ``.pdparams`` (e.g. converted ImageNet weights, see tools/convert_weights.py).
             Keys whose name and shape match are loaded, the rest reported. Default: None.
@@ -117,10 +123,10 @@ class DualResNet(DualTrunk):
     """
 
     def __init__(self, num_classes, planes, blocks, stage3_parts, spp_planes, head_planes,
-                 in_channels=3, aux_head=True, pretrained=None, last_planes=None):
-        super().__init__(planes, blocks, stage3_parts, in_channels)
+                 in_channels=3, aux_head=True, paddleseg_layout=False, pretrained=None, last_planes=None):
+        super().__init__(planes, blocks, stage3_parts, in_channels, paddleseg_layout)
         self.layer5 = make_stage(Bottleneck, planes * 8, planes * 8, 1, stride=2)
-        self.spp = DAPPM(planes * 16, spp_planes, planes * 4)
+        self.spp = DAPPM(planes * 16, spp_planes, planes * 4, pool_exclusive=paddleseg_layout)
         self.seghead_extra = SegHead(planes * 2, head_planes, num_classes) if aux_head else None
         self.final_layer = SegHead(planes * 4, head_planes, num_classes)
         self.init_weights()

@@ -69,3 +69,54 @@ def convert_official(model, path):
     model.set_state_dict(loaded)
     return {'loaded': sorted(loaded), 'left_at_init': sorted(k for k in target if k not in loaded),
             'dropped': sorted(dropped)}
+
+
+# PaddleSeg's built-in DDRNet_23 wraps conv+BN pairs in ConvBN(ReLU) layers and calls the
+# head `head`/`aux_head`; the rest of its names are the official ones.
+_PADDLESEG_RULES = [
+    (r'^(conv1|down4)\.(\d)\._conv\.', lambda m: f'{m[1]}.{3 * int(m[2])}.'),
+    (r'^(conv1|down4)\.(\d)\._batch_norm\.', lambda m: f'{m[1]}.{3 * int(m[2]) + 1}.'),
+    (r'^(compression\d|down3)\._conv\.', lambda m: f'{m[1]}.0.'),
+    (r'^(compression\d|down3)\._batch_norm\.', lambda m: f'{m[1]}.1.'),
+    (r'^(layer5_?\.\d+)\.conv_bn_relu1\._conv\.', lambda m: f'{m[1]}.conv1.'),
+    (r'^(layer5_?\.\d+)\.conv_bn_relu1\._batch_norm\.', lambda m: f'{m[1]}.bn1.'),
+    (r'^(layer5_?\.\d+)\.conv_bn_relu2\._conv\.', lambda m: f'{m[1]}.conv2.'),
+    (r'^(layer5_?\.\d+)\.conv_bn_relu2\._batch_norm\.', lambda m: f'{m[1]}.bn2.'),
+    (r'^(layer5_?\.\d+)\.conv_bn\._conv\.', lambda m: f'{m[1]}.conv3.'),
+    (r'^(layer5_?\.\d+)\.conv_bn\._batch_norm\.', lambda m: f'{m[1]}.bn3.'),
+    (r'^(layer\d_?\.\d+)\.conv_bn_relu\._conv\.', lambda m: f'{m[1]}.conv1.'),
+    (r'^(layer\d_?\.\d+)\.conv_bn_relu\._batch_norm\.', lambda m: f'{m[1]}.bn1.'),
+    (r'^(layer\d_?\.\d+)\.conv_bn\._conv\.', lambda m: f'{m[1]}.conv2.'),
+    (r'^(layer\d_?\.\d+)\.conv_bn\._batch_norm\.', lambda m: f'{m[1]}.bn2.'),
+    (r'^(aux_head|head)\.conv_bn_relu\._conv\.', lambda m: f'{m[1]}.conv1.'),
+    (r'^(aux_head|head)\.conv_bn_relu\._batch_norm\.', lambda m: f'{m[1]}.bn2.'),
+    (r'^(aux_head|head)\.conv\.', lambda m: f'{m[1]}.conv2.'),
+    (r'^aux_head\.', lambda m: 'seghead_extra.'),
+    (r'^head\.', lambda m: 'final_layer.'),
+]
+
+
+def paddleseg_to_ours(key):
+    """Name in :class:`DualResNet` of a key of PaddleSeg's ``DDRNet_23``."""
+    import re
+    for pattern, repl in _PADDLESEG_RULES:
+        key = re.sub(pattern, repl, key)
+    return key
+
+
+def convert_paddleseg(model, path):
+    """Load a PaddleSeg ``DDRNet_23`` parameter file (e.g. its model-zoo Cityscapes
+    weights) into a DDRNet-23 ``model``; returns the same report as ``convert_official``."""
+    if not os.path.isfile(path):
+        raise UserError(f"checkpoint not found: '{path}'.")
+    params = {paddleseg_to_ours(k): v for k, v in paddle.load(path).items()}
+    target = model.state_dict()
+    unknown = sorted(k for k in params if k not in target)
+    bad = [f'{k}: {list(v.shape)} vs {list(target[k].shape)}' for k, v in params.items()
+           if k in target and list(v.shape) != list(target[k].shape)]
+    if bad or len(unknown) == len(params):
+        raise UserError(f"'{path}' does not fit {type(model).__name__} (is it PaddleSeg's DDRNet_23?):\n  "
+                        + '\n  '.join((bad or unknown)[:20]))
+    loaded = {k: v for k, v in params.items() if k in target}
+    model.set_state_dict(loaded)
+    return {'loaded': sorted(loaded), 'left_at_init': sorted(k for k in target if k not in loaded), 'dropped': unknown}

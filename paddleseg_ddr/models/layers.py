@@ -15,11 +15,11 @@ def resize(x, size):
     return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
 
 
-def conv_bn(in_channels, out_channels, kernel_size, stride=1):
+def conv_bn(in_channels, out_channels, kernel_size, stride=1, padding=None):
     """Conv (no bias) followed by BN: the compression / downsample unit."""
     return nn.Sequential(
         nn.Conv2D(in_channels, out_channels, kernel_size, stride=stride,
-                  padding=kernel_size // 2, bias_attr=False),
+                  padding=kernel_size // 2 if padding is None else padding, bias_attr=False),
         nn.BatchNorm2D(out_channels))
 
 
@@ -101,16 +101,17 @@ class DAPPM(nn.Layer):
     Five scales (identity, avg-pool k5/s2, k9/s4, k17/s8, global), each fused
     hierarchically with the previous one by a 3x3 conv, then compressed and added
     to a 1x1 shortcut. Average pooling counts the zero padding (PyTorch's default,
-    ``exclusive=False`` in Paddle), which the released weights were trained with.
+    ``exclusive=False`` in Paddle), which the released weights were trained with;
+    PaddleSeg's DDRNet_23 excludes it (``pool_exclusive=True``).
     """
 
     POOLS = ((5, 2), (9, 4), (17, 8))
 
-    def __init__(self, in_channels, branch_channels, out_channels):
+    def __init__(self, in_channels, branch_channels, out_channels, pool_exclusive=False):
         super().__init__()
         self.scale0 = bn_relu_conv(in_channels, branch_channels, 1)
         for i, (kernel, stride) in enumerate(self.POOLS, start=1):
-            pool = nn.AvgPool2D(kernel, stride, kernel // 2, exclusive=False)
+            pool = nn.AvgPool2D(kernel, stride, kernel // 2, exclusive=pool_exclusive)
             setattr(self, f'scale{i}', bn_relu_conv(in_channels, branch_channels, 1, pool))
         self.scale4 = bn_relu_conv(in_channels, branch_channels, 1, nn.AdaptiveAvgPool2D(1))
         for i in range(1, 5):
