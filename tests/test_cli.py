@@ -43,7 +43,7 @@ def write_config(folder, **dic):
 
 def small(root):
     transforms = [{'type': 'Normalize', 'mean': [0.485, 0.456, 0.406], 'std': [0.229, 0.224, 0.225]}]
-    return {'batch_size': 2, 'iters': 1,
+    return {'batch_size': 2, 'iters': 1, 'model': {'type': 'DDRNet23Slim', 'num_classes': 19, 'pretrained': None},
             'train_dataset': {'dataset_root': root, 'transforms': transforms},
             'val_dataset': {'dataset_root': root},
             'loss': {'types': [{'type': 'DDROhemCrossEntropyLoss', 'min_kept': 100, 'weight': None}], 'coef': [1, 0.4]}}
@@ -66,6 +66,17 @@ def test_missing_train_ids_point_to_the_converter(tmp_path):
     cfg = write_config(tmp_path, **small(root))
     with pytest.raises(UserError, match=r"No '\*_gtFine_labelTrainIds.png' files.*convert_cityscapes.py"):
         train_main(['--config', cfg, '--save_dir', str(tmp_path / 'out')])
+
+
+def test_missing_pretrained_weights_say_how_to_make_them(tmp_path):
+    root = tiny_cityscapes(tmp_path / 'cs')
+    dic = small(root)
+    dic.pop('model')  # the paper config's pretrained: pretrained/ddrnet23_slim_imagenet.pdparams
+    with pytest.raises(UserError) as e:
+        train_main(['--config', write_config(tmp_path, **dic)])
+    msg = str(e.value)
+    assert "pretrained weights not found: 'pretrained/ddrnet23_slim_imagenet.pdparams'" in msg
+    assert 'tools/convert_weights.py' in msg and 'model.pretrained=None' in msg
 
 
 def test_unknown_model_type_lists_registered_models(tmp_path):

@@ -166,6 +166,12 @@ def load_model_weights(model, path):
 def load_pretrained(model, path):
     """Initialise from pretrained weights: load every key whose name and shape match and
     report what was loaded, left at initialisation, or dropped."""
+    if not os.path.exists(path):
+        raise UserError(
+            f"pretrained weights not found: '{path}'. Download the official ImageNet checkpoint of this "
+            "model (README, 'Pretrained weights'), convert it with `python tools/convert_weights.py --src "
+            f"<file>.pth --model <ddrnet23_slim|ddrnet23|ddrnet39> --kind imagenet --dst {path}`, or train "
+            "from scratch with `--opts model.pretrained=None`.")
     path, params = _read_params(path, 'pretrained')
     model_state = model.state_dict()
     missing, unexpected, mismatched = _compare(model_state, params)

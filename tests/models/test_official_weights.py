@@ -114,3 +114,31 @@ def test_imagenet_checkpoint_initialises_both_branches_of_the_segmentation_model
     from paddleseg_ddr.models import DDRNet23Slim
     model = DDRNet23Slim(pretrained=dst)
     np.testing.assert_array_equal(model.state_dict()['down3.0.weight'].numpy(), torch_sd['down3.0.weight'].numpy())
+
+
+def test_parity_holds_through_the_exported_graph(tmp_path):
+    from paddle import inference
+
+    from paddleseg_ddr.deploy import export_inference_model
+    reference = randomized('ddrnet23_slim', augment=True)
+    src = str(tmp_path / 'best_val_smaller.pth')
+    torch.save({'state_dict': reference.state_dict()}, src)
+    dst = str(tmp_path / 'converted.pdparams')
+    convert_weights.main(['--src', src, '--model', 'ddrnet23_slim', '--dst', dst])
+    model = _variant('ddrnet23_slim', 19)
+    model.set_state_dict(paddle.load(dst))
+    out_dir = export_inference_model(model, str(tmp_path / 'inference'), [], output_op='none')
+    config = inference.Config(os.path.join(out_dir, 'model.json'), os.path.join(out_dir, 'model.pdiparams'))
+    config.disable_gpu()
+    config.disable_mkldnn()
+    predictor = inference.create_predictor(config)
+    for size in SIZES:
+        x = np.random.default_rng(3).normal(size=(1, 3, *size)).astype(np.float32)
+        with torch.no_grad():
+            ref = TF.interpolate(reference(torch.from_numpy(x))[0], size=size, mode='bilinear', align_corners=False).numpy()
+        handle = predictor.get_input_handle(predictor.get_input_names()[0])
+        handle.reshape(x.shape)
+        handle.copy_from_cpu(x)
+        predictor.run()
+        ours = predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
+        assert np.abs(ours - ref).max() <= 1e-4 * np.abs(ref).max(), size
