@@ -123,7 +123,7 @@ class DualResNet(DualTrunk):
     """
 
     def __init__(self, num_classes, planes, blocks, stage3_parts, spp_planes, head_planes,
-                 in_channels=3, aux_head=True, paddleseg_layout=False, pretrained=None, last_planes=None):
+                 in_channels=3, aux_head=True, paddleseg_layout=False, pretrained=None):
         super().__init__(planes, blocks, stage3_parts, in_channels, paddleseg_layout)
         self.layer5 = make_stage(Bottleneck, planes * 8, planes * 8, 1, stride=2)
         self.spp = DAPPM(planes * 16, spp_planes, planes * 4, pool_exclusive=paddleseg_layout)
@@ -149,8 +149,7 @@ class DualResNetClassifier(DualTrunk):
     (stride-1 ``layer5``), ``down5`` brings the high branch down to it, then
     ``last_layer`` (1x1 conv, global pooling) and ``linear``. Returns logits [N, num_classes]."""
 
-    def __init__(self, num_classes, planes, blocks, stage3_parts, last_planes, in_channels=3,
-                 spp_planes=None, head_planes=None):
+    def __init__(self, num_classes, planes, blocks, stage3_parts, last_planes, in_channels=3):
         super().__init__(planes, blocks, stage3_parts, in_channels)
         self.layer5 = make_stage(Bottleneck, planes * 8, planes * 8, 1)
         self.down5 = _downsample(planes * 4, planes * 16, planes * 8, 2)
@@ -165,13 +164,17 @@ class DualResNetClassifier(DualTrunk):
         return self.linear(self.last_layer(F.relu(x)).flatten(1))
 
 
+def _numbers(name, *keys):
+    return {k: VARIANTS[name][k] for k in ('planes', 'blocks', 'stage3_parts') + keys}
+
+
 def _variant(name, num_classes, **kwargs):
-    return DualResNet(num_classes=num_classes, **VARIANTS[name], **kwargs)
+    return DualResNet(num_classes=num_classes, **_numbers(name, 'spp_planes', 'head_planes'), **kwargs)
 
 
 def imagenet_classifier(name, num_classes=1000):
     """The ImageNet DualResNet of a variant ('ddrnet23_slim', 'ddrnet23', 'ddrnet39')."""
-    return DualResNetClassifier(num_classes=num_classes, **VARIANTS[name])
+    return DualResNetClassifier(num_classes=num_classes, **_numbers(name, 'last_planes'))
 
 
 @manager.MODELS.add_component
