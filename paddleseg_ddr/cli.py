@@ -74,6 +74,9 @@ def export_parser():
     p.add_argument('--input_shape', nargs=4, type=int, default=None, metavar=('N', 'C', 'H', 'W'),
                    help='Fix the input shape (default: dynamic batch, height and width).')
     p.add_argument('--output_op', default='argmax', choices=['argmax', 'softmax', 'none'])
+    p.add_argument('--resize_op', default='gather', choices=['gather', 'interp'],
+                   help='gather: bilinear resizes as gathers, which run under oneDNN on Paddle 3.3.1 (CPU); '
+                        'interp: the native bilinear_interp op (GPU/TensorRT).')
     p.add_argument('--opts', nargs='+', default=None, metavar='KEY=VALUE')
     return p
 
@@ -86,6 +89,7 @@ def predict_parser():
     p.add_argument('--image_path', required=True, help='An image, a folder (recursive) or a list file.')
     p.add_argument('--save_dir', default='output/result')
     p.add_argument('--save_label_ids', action='store_true', help='Write Cityscapes ids instead of trainIds.')
+    p.add_argument('--enable_mkldnn', action='store_true', help='Exported model on CPU: use oneDNN.')
     p.add_argument('--device', default=None)
     p.add_argument('--aug_pred', action='store_true', help='Multi-scale and/or flip prediction (dygraph).')
     p.add_argument('--scales', nargs='+', type=float, default=[1.0])
@@ -157,7 +161,7 @@ def export_main(argv=None):
     else:
         logger.warning('No --model_path: exporting the initial (untrained) weights.')
     transforms = cfg.val_dataset_cfg.get('transforms', [])
-    export_inference_model(model, args.save_dir, transforms, args.input_shape, args.output_op)
+    export_inference_model(model, args.save_dir, transforms, args.input_shape, args.output_op, args.resize_op)
     logger.info(f"Exported to '{args.save_dir}' (model.json, model.pdiparams, deploy.yaml).")
     return args.save_dir
 
@@ -175,7 +179,8 @@ def predict_main(argv=None):
     if model_dir is None and args.config and os.path.basename(args.config) == 'deploy.yaml':
         model_dir = os.path.dirname(os.path.abspath(args.config))
     if model_dir:
-        predictor = StaticPredictor(model_dir, device='gpu' if device.startswith('gpu') else 'cpu')
+        predictor = StaticPredictor(model_dir, device='gpu' if device.startswith('gpu') else 'cpu',
+                                    enable_mkldnn=args.enable_mkldnn)
     else:
         if not (args.config and args.model_path):
             raise UserError('give --config and --model_path (a checkpoint), or --model_dir (an export).')

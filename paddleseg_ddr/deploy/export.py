@@ -8,6 +8,7 @@ import paddle.nn.functional as F
 import yaml
 
 from ..engine.checkpoint import replace_dir
+from ..models.layers import gather_resize_for_export
 from ..errors import UserError
 
 OUTPUT_OPS = ('argmax', 'softmax', 'none')
@@ -32,13 +33,17 @@ class InferenceModel(paddle.nn.Layer):
         return logit
 
 
-def export_inference_model(model, save_dir, transforms, input_shape=None, output_op='argmax'):
+def export_inference_model(model, save_dir, transforms, input_shape=None, output_op='argmax', resize_op='gather'):
     """Write ``model.json``, ``model.pdiparams`` and ``deploy.yaml`` into ``save_dir``.
 
     ``input_shape`` [N, C, H, W] fixes the input size; by default batch, height and width
     are dynamic. The auxiliary head is not part of the graph (the model is in eval mode).
-    The directory is written under a temporary name and renamed when complete.
+    ``resize_op`` 'gather' writes the bilinear resizes as gathers, which Paddle 3.3.1 runs
+    under oneDNN (its ``bilinear_interp`` fails there); 'interp' keeps the native op (GPU,
+    TensorRT). The directory is written under a temporary name and renamed when complete.
     """
+    if resize_op not in ('gather', 'interp'):
+        raise UserError(f"--resize_op must be 'gather' or 'interp', got '{resize_op}'.")
     if input_shape is not None and (len(input_shape) != 4 or input_shape[1] != 3):
         raise UserError(f'--input_shape must be N 3 H W, got {list(input_shape)}.')
     shape = list(input_shape) if input_shape is not None else [None, 3, None, None]
@@ -50,11 +55,12 @@ def export_inference_model(model, save_dir, transforms, input_shape=None, output
     tmp = save_dir.rstrip('/') + '.tmp'
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    paddle.jit.save(static, os.path.join(tmp, 'model'))
+    with gather_resize_for_export(resize_op == 'gather'):  # the graph is traced here
+        paddle.jit.save(static, os.path.join(tmp, 'model'))
     deploy = {'Deploy': {
         'model': 'model.json', 'params': 'model.pdiparams', 'transforms': transforms,
         'input_shape': [-1 if d is None else d for d in shape], 'output_op': output_op,
-        'output_dtype': 'int32' if output_op == 'argmax' else 'float32'}}
+        'output_dtype': 'int32' if output_op == 'argmax' else 'float32', 'resize_op': resize_op}}
     with open(os.path.join(tmp, 'deploy.yaml'), 'w') as f:
         yaml.safe_dump(deploy, f, sort_keys=False)
     replace_dir(tmp, save_dir)

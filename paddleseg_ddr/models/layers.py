@@ -5,13 +5,59 @@ Sub-layer names and ``nn.Sequential`` indices follow the official release
 Batch-norm defaults (momentum 0.9, epsilon 1e-5) are Paddle's spelling of PyTorch's
 (momentum 0.1, epsilon 1e-5) used in the official training.
 """
+import contextlib
+
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
 
+_GATHER_RESIZE = False
+
+
+@contextlib.contextmanager
+def gather_resize_for_export(enabled=True):
+    """Trace :func:`resize` as gathers and multiply-adds instead of ``bilinear_interp``.
+
+    Paddle 3.3.1's oneDNN executor fails on ``bilinear_interp`` in PIR graphs (it cannot
+    convert the op's list-of-doubles ``scale`` attribute); the same resize written with
+    ``index_select`` runs under oneDNN and gives the same values (to float rounding).
+    Used while exporting; training and dygraph inference keep the native op.
+    """
+    global _GATHER_RESIZE
+    previous, _GATHER_RESIZE = _GATHER_RESIZE, enabled
+    try:
+        yield
+    finally:
+        _GATHER_RESIZE = previous
+
+
+def _source_index(in_size, out_size):
+    """Per output index along one axis: the two source indices and the weight of the second
+    (align_corners=False: src = (dst + 0.5) * in / out - 0.5, clamped at 0)."""
+    in_size = paddle.cast(in_size if isinstance(in_size, paddle.Tensor) else paddle.to_tensor(in_size), 'int64')
+    out_size = paddle.cast(out_size if isinstance(out_size, paddle.Tensor) else paddle.to_tensor(out_size), 'int64')
+    src = (paddle.arange(out_size, dtype='float32') + 0.5) * (paddle.cast(in_size, 'float32') / paddle.cast(out_size, 'float32')) - 0.5
+    src = paddle.clip(src, min=0.0)
+    first = paddle.floor(src)
+    weight = src - first
+    first = paddle.minimum(paddle.cast(first, 'int64'), in_size - 1)
+    return first, paddle.minimum(first + 1, in_size - 1), weight
+
+
+def _gather_resize(x, size):
+    shape = paddle.shape(x)
+    for axis, (in_size, out_size) in ((2, (shape[2], size[0])), (3, (shape[3], size[1]))):
+        first, second, weight = _source_index(in_size, out_size)
+        weight = weight.reshape([1, 1, -1, 1] if axis == 2 else [1, 1, 1, -1])
+        x = paddle.index_select(x, first, axis=axis) * (1 - weight) + paddle.index_select(x, second, axis=axis) * weight
+    return x
+
+
 def resize(x, size):
     """Bilinear resize with ``align_corners=False``, as everywhere in the official model."""
+    if _GATHER_RESIZE:
+        return _gather_resize(x, size)
     return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
 
 
