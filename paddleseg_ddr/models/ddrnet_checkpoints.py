@@ -7,6 +7,7 @@ buffers (``running_mean`` -> ``_mean``, ``running_var`` -> ``_variance``) and dr
 ``last_layer``, ``linear``), which the segmentation model does not have.
 """
 import os
+import re
 
 import numpy as np
 import paddle
@@ -40,6 +41,34 @@ def official_state_dict(obj):
     return state
 
 
+def _load_renamed(model, state, path, hint, other_classifier_ok):
+    """Load arrays already renamed to the model's keys; returns the conversion report.
+
+    Keys present in both must have the same shape; with ``other_classifier_ok`` a final
+    classifier of another class count is reported as dropped and stays at init.
+    """
+    target = model.state_dict()
+    loaded, dropped, mismatched = {}, [], []
+    for key, value in state.items():
+        if key not in target:
+            dropped.append(key)
+        elif list(value.shape) != list(target[key].shape):
+            if other_classifier_ok and key.startswith(('final_layer.conv2', 'seghead_extra.conv2')):
+                dropped.append(key)
+            else:
+                mismatched.append(f'{key}: checkpoint {list(value.shape)} vs model {list(target[key].shape)}')
+        else:
+            loaded[key] = paddle.to_tensor(value.astype(np.float32) if value.dtype == np.float64 else value,
+                                           dtype=target[key].dtype)
+    if mismatched:
+        raise UserError(f"'{path}' does not fit {type(model).__name__} ({hint}):\n  " + '\n  '.join(mismatched[:20]))
+    if not loaded:
+        raise UserError(f"'{path}' shares no parameter with {type(model).__name__} ({hint}).")
+    model.set_state_dict(loaded)
+    return {'loaded': sorted(loaded), 'left_at_init': sorted(k for k in target if k not in loaded),
+            'dropped': sorted(dropped)}
+
+
 def convert_official(model, path):
     """Load an official DDRNet ``.pth`` (segmentation or ImageNet) into ``model``.
 
@@ -49,26 +78,7 @@ def convert_official(model, path):
     if not os.path.isfile(path):
         raise UserError(f"checkpoint not found: '{path}'.")
     state = official_state_dict(read_torch_checkpoint(path))
-    target = model.state_dict()
-    loaded, dropped, mismatched = {}, [], []
-    for key, value in state.items():
-        if key not in target:
-            dropped.append(key)
-        elif list(value.shape) != list(target[key].shape):
-            if key.startswith(('final_layer.conv2', 'seghead_extra.conv2')):
-                dropped.append(key)  # another number of classes: the classifier stays at init
-            else:
-                mismatched.append(f'{key}: checkpoint {list(value.shape)} vs model {list(target[key].shape)}')
-        else:
-            loaded[key] = paddle.to_tensor(value.astype(np.float32) if value.dtype == np.float64 else value,
-                                           dtype=target[key].dtype)
-    if mismatched:
-        raise UserError(f"'{path}' does not fit {type(model).__name__} (wrong --model?):\n  " + '\n  '.join(mismatched[:20]))
-    if not loaded:
-        raise UserError(f"'{path}' shares no parameter with {type(model).__name__}: is it a DDRNet checkpoint?")
-    model.set_state_dict(loaded)
-    return {'loaded': sorted(loaded), 'left_at_init': sorted(k for k in target if k not in loaded),
-            'dropped': sorted(dropped)}
+    return _load_renamed(model, state, path, 'wrong --model? is it a DDRNet checkpoint?', other_classifier_ok=True)
 
 
 # PaddleSeg's built-in DDRNet_23 wraps conv+BN pairs in ConvBN(ReLU) layers and calls the
@@ -98,7 +108,6 @@ _PADDLESEG_RULES = [
 
 def paddleseg_to_ours(key):
     """Name in :class:`DualResNet` of a key of PaddleSeg's ``DDRNet_23``."""
-    import re
     for pattern, repl in _PADDLESEG_RULES:
         key = re.sub(pattern, repl, key)
     return key
@@ -109,14 +118,5 @@ def convert_paddleseg(model, path):
     weights) into a DDRNet-23 ``model``; returns the same report as ``convert_official``."""
     if not os.path.isfile(path):
         raise UserError(f"checkpoint not found: '{path}'.")
-    params = {paddleseg_to_ours(k): v for k, v in paddle.load(path).items()}
-    target = model.state_dict()
-    unknown = sorted(k for k in params if k not in target)
-    bad = [f'{k}: {list(v.shape)} vs {list(target[k].shape)}' for k, v in params.items()
-           if k in target and list(v.shape) != list(target[k].shape)]
-    if bad or len(unknown) == len(params):
-        raise UserError(f"'{path}' does not fit {type(model).__name__} (is it PaddleSeg's DDRNet_23?):\n  "
-                        + '\n  '.join((bad or unknown)[:20]))
-    loaded = {k: v for k, v in params.items() if k in target}
-    model.set_state_dict(loaded)
-    return {'loaded': sorted(loaded), 'left_at_init': sorted(k for k in target if k not in loaded), 'dropped': unknown}
+    state = {paddleseg_to_ours(k): np.asarray(v) for k, v in paddle.load(path, return_numpy=True).items()}
+    return _load_renamed(model, state, path, "is it PaddleSeg's DDRNet_23?", other_classifier_ok=False)
