@@ -35,6 +35,7 @@ def main(argv=None):
                         '(the `pretrained:` of the configs); imagenet_classifier: the ImageNet network itself.')
     p.add_argument('--num_classes', type=int, default=None, help='Default: 19 (1000 for imagenet_classifier).')
     p.add_argument('--dst', required=True, help='Output .pdparams.')
+    p.add_argument('--verbose', action='store_true', help='List every loaded, left and dropped key.')
     args = p.parse_args(argv)
     if args.source == 'paddleseg_ddrnet23':
         args.model, args.kind = args.model or 'ddrnet23', 'cityscapes'
@@ -62,6 +63,9 @@ def main(argv=None):
           f"{': ' + ', '.join(sorted({k.split('.')[0] for k in report['left_at_init']})) if report['left_at_init'] else ''}; "
           f"dropped {len(report['dropped'])}"
           f"{': ' + ', '.join(sorted({k.split('.')[0] for k in report['dropped']})) if report['dropped'] else ''}")
+    if args.verbose:
+        for title in ('loaded', 'left_at_init', 'dropped'):
+            print(f'{title}:' + ''.join(f'\n  {k}' for k in report[title]))
     print(f"wrote '{args.dst}'")
     return report
 
