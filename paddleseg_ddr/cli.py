@@ -74,9 +74,11 @@ def export_parser():
     p.add_argument('--input_shape', nargs=4, type=int, default=None, metavar=('N', 'C', 'H', 'W'),
                    help='Fix the input shape (default: dynamic batch, height and width).')
     p.add_argument('--output_op', default='argmax', choices=['argmax', 'softmax', 'none'])
-    p.add_argument('--resize_op', default='gather', choices=['gather', 'interp'],
-                   help='gather: bilinear resizes as gathers, which run under oneDNN on Paddle 3.3.1 (CPU); '
-                        'interp: the native bilinear_interp op (GPU/TensorRT).')
+    p.add_argument('--format', default='paddle', choices=['paddle', 'onnx'],
+                   help='onnx: also write model.onnx (paddle2onnx, opset 13) for ONNX Runtime.')
+    p.add_argument('--resize_op', default=None, choices=['gather', 'interp'],
+                   help='gather (default for paddle): bilinear resizes as gathers, which run under oneDNN on '
+                        'Paddle 3.3.1 (CPU); interp (default for onnx): the native bilinear op (GPU, TensorRT, ONNX).')
     p.add_argument('--opts', nargs='+', default=None, metavar='KEY=VALUE')
     return p
 
@@ -89,7 +91,8 @@ def predict_parser():
     p.add_argument('--image_path', required=True, help='An image, a folder (recursive) or a list file.')
     p.add_argument('--save_dir', default='output/result')
     p.add_argument('--save_label_ids', action='store_true', help='Write Cityscapes ids instead of trainIds.')
-    p.add_argument('--enable_mkldnn', action='store_true', help='Exported model on CPU: use oneDNN.')
+    p.add_argument('--enable_mkldnn', type=str2bool, nargs='?', const=True, default=True,
+                   help='Exported model on CPU: use oneDNN (default True).')
     p.add_argument('--device', default=None)
     p.add_argument('--aug_pred', action='store_true', help='Multi-scale and/or flip prediction (dygraph).')
     p.add_argument('--scales', nargs='+', type=float, default=[1.0])
@@ -100,6 +103,87 @@ def predict_parser():
     p.add_argument('--stride', nargs=2, type=int, default=None, metavar=('W', 'H'))
     p.add_argument('--opts', nargs='+', default=None, metavar='KEY=VALUE')
     return p
+
+
+def str2bool(value):
+    """PaddleSeg's deploy scripts take booleans as words: --enable_mkldnn True."""
+    if value.lower() in ('true', 't', 'yes', 'y', '1'):
+        return True
+    if value.lower() in ('false', 'f', 'no', 'n', '0'):
+        return False
+    raise argparse.ArgumentTypeError(f"expected True or False, got '{value}'")
+
+
+def _infer_common(parser):
+    parser.add_argument('--image_path', required=True, help='An image, a folder (recursive) or a list file.')
+    parser.add_argument('--save_dir', default='output/infer', help='Where label/, pseudo_color_prediction/ go.')
+    parser.add_argument('--batch_size', type=int, default=1, help='Images per run (same-size images are batched).')
+    parser.add_argument('--cpu_threads', type=int, default=None, help='CPU threads (default: all cores).')
+    parser.add_argument('--save_label_ids', action='store_true', help='Write Cityscapes ids instead of trainIds.')
+    parser.add_argument('--benchmark', type=str2bool, default=False,
+                        help='Warm up, then print preprocess / inference / postprocess times per image.')
+
+
+def infer_parser():
+    p = argparse.ArgumentParser(description='Run an exported model with Paddle Inference (deploy/python/infer.py).')
+    p.add_argument('--config', required=True, help="The export's deploy.yaml (or its directory).")
+    _infer_common(p)
+    p.add_argument('--device', default='cpu', choices=['cpu', 'gpu'])
+    p.add_argument('--gpu_id', type=int, default=0)
+    p.add_argument('--enable_mkldnn', type=str2bool, default=True,
+                   help='CPU: use oneDNN (default True: the fastest Paddle Inference path on the CPU).')
+    p.add_argument('--use_trt', type=str2bool, default=False, help='GPU: run subgraphs with TensorRT.')
+    p.add_argument('--precision', default='fp32', choices=['fp32', 'fp16', 'int8'],
+                   help='GPU only: fp16 (mixed precision or TensorRT), int8 (TensorRT with calibration).')
+    p.add_argument('--min_subgraph_size', type=int, default=3, help='TensorRT: smallest subgraph to convert.')
+    return p
+
+
+def onnx_infer_parser():
+    p = argparse.ArgumentParser(description='Run an ONNX export with ONNX Runtime (deploy/onnx/infer.py).')
+    p.add_argument('--model', required=True, help='model.onnx (with deploy.yaml beside it) or the export directory.')
+    _infer_common(p)
+    return p
+
+
+def _run_inference(predictor, args):
+    from .deploy import predict_files
+    from .deploy.predict import list_images, read_bgr
+
+    if args.benchmark:  # warm-up runs (allocation, oneDNN kernel creation) are not timed
+        first = next((b for b in (read_bgr(f) for f, _ in list_images(args.image_path)) if b is not None), None)
+        if first is not None:
+            for _ in range(2):
+                predictor.predict_batch([first] * args.batch_size)
+            predictor.times = dict.fromkeys(predictor.times, 0.0)
+            predictor.images = 0
+    done, failed = predict_files(predictor, args.image_path, args.save_dir, args.save_label_ids,
+                                 batch_size=args.batch_size)
+    if args.benchmark:
+        logger.info(f'Benchmark ({done} images, batch {args.batch_size}): {predictor.timing_report()}')
+    if failed:
+        raise UserError(f'{len(failed)} image(s) could not be read (listed above); {done} predicted.')
+    return done
+
+
+def infer_main(argv=None):
+    from .deploy.paddle_inference import PaddleInferencePredictor
+
+    args = infer_parser().parse_args(argv)
+    _positive(batch_size=args.batch_size, cpu_threads=args.cpu_threads)
+    predictor = PaddleInferencePredictor(args.config, device=args.device, enable_mkldnn=args.enable_mkldnn,
+                                         cpu_threads=args.cpu_threads, use_trt=args.use_trt,
+                                         precision=args.precision, gpu_id=args.gpu_id,
+                                         min_subgraph_size=args.min_subgraph_size, batch_size=args.batch_size)
+    return _run_inference(predictor, args)
+
+
+def onnx_infer_main(argv=None):
+    from .deploy.onnx_runtime import OnnxRuntimePredictor
+
+    args = onnx_infer_parser().parse_args(argv)
+    _positive(batch_size=args.batch_size, cpu_threads=args.cpu_threads)
+    return _run_inference(OnnxRuntimePredictor(args.model, args.cpu_threads), args)
 
 
 def _positive(**values):
@@ -161,15 +245,17 @@ def export_main(argv=None):
     else:
         logger.warning('No --model_path: exporting the initial (untrained) weights.')
     transforms = cfg.val_dataset_cfg.get('transforms', [])
-    export_inference_model(model, args.save_dir, transforms, args.input_shape, args.output_op, args.resize_op)
-    logger.info(f"Exported to '{args.save_dir}' (model.json, model.pdiparams, deploy.yaml).")
+    export_inference_model(model, args.save_dir, transforms, args.input_shape, args.output_op, args.resize_op,
+                           onnx=args.format == 'onnx')
+    files = 'model.json, model.pdiparams, deploy.yaml' + (', model.onnx' if args.format == 'onnx' else '')
+    logger.info(f"Exported to '{args.save_dir}' ({files}).")
     return args.save_dir
 
 
 def predict_main(argv=None):
     import os
 
-    from .deploy import DygraphPredictor, StaticPredictor, predict_files
+    from .deploy import DygraphPredictor, PaddleInferencePredictor, predict_files
     from .engine import Builder, load_config, load_model_weights
     from .engine.runtime import setup
 
@@ -179,8 +265,8 @@ def predict_main(argv=None):
     if model_dir is None and args.config and os.path.basename(args.config) == 'deploy.yaml':
         model_dir = os.path.dirname(os.path.abspath(args.config))
     if model_dir:
-        predictor = StaticPredictor(model_dir, device='gpu' if device.startswith('gpu') else 'cpu',
-                                    enable_mkldnn=args.enable_mkldnn)
+        predictor = PaddleInferencePredictor(model_dir, device='gpu' if device.startswith('gpu') else 'cpu',
+                                             enable_mkldnn=args.enable_mkldnn)
     else:
         if not (args.config and args.model_path):
             raise UserError('give --config and --model_path (a checkpoint), or --model_dir (an export).')

@@ -1,2 +1,5 @@
 from .export import export_inference_model
-from .predict import DygraphPredictor, StaticPredictor, predict_files
+from .onnx_export import convert_to_onnx
+from .onnx_runtime import OnnxRuntimePredictor
+from .paddle_inference import PaddleInferencePredictor, config_calls
+from .predict import DygraphPredictor, ExportedModelPredictor, predict_files

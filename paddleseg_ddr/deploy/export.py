@@ -33,15 +33,19 @@ class InferenceModel(paddle.nn.Layer):
         return logit
 
 
-def export_inference_model(model, save_dir, transforms, input_shape=None, output_op='argmax', resize_op='gather'):
+def export_inference_model(model, save_dir, transforms, input_shape=None, output_op='argmax', resize_op=None,
+                           onnx=False):
     """Write ``model.json``, ``model.pdiparams`` and ``deploy.yaml`` into ``save_dir``.
 
     ``input_shape`` [N, C, H, W] fixes the input size; by default batch, height and width
     are dynamic. The auxiliary head is not part of the graph (the model is in eval mode).
     ``resize_op`` 'gather' writes the bilinear resizes as gathers, which Paddle 3.3.1 runs
     under oneDNN (its ``bilinear_interp`` fails there); 'interp' keeps the native op (GPU,
-    TensorRT). The directory is written under a temporary name and renamed when complete.
+    TensorRT, ONNX; the default when ``onnx``). ``onnx`` also writes ``model.onnx``
+    (paddle2onnx). The directory is written under a temporary name and renamed when complete.
     """
+    if resize_op is None:
+        resize_op = 'interp' if onnx else 'gather'
     if resize_op not in ('gather', 'interp'):
         raise UserError(f"--resize_op must be 'gather' or 'interp', got '{resize_op}'.")
     if input_shape is not None and (len(input_shape) != 4 or input_shape[1] != 3):
@@ -61,6 +65,10 @@ def export_inference_model(model, save_dir, transforms, input_shape=None, output
         'model': 'model.json', 'params': 'model.pdiparams', 'transforms': transforms,
         'input_shape': [-1 if d is None else d for d in shape], 'output_op': output_op,
         'output_dtype': 'int32' if output_op == 'argmax' else 'float32', 'resize_op': resize_op}}
+    if onnx:
+        from .onnx_export import convert_to_onnx
+        convert_to_onnx(tmp)
+        deploy['Deploy']['onnx_model'] = 'model.onnx'
     with open(os.path.join(tmp, 'deploy.yaml'), 'w') as f:
         yaml.safe_dump(deploy, f, sort_keys=False)
     replace_dir(tmp, save_dir)

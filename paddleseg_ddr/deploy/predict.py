@@ -6,7 +6,6 @@ import time
 import cv2
 import numpy as np
 import paddle
-import yaml
 from paddleseg.cvlibs import manager
 from paddleseg.transforms import Compose
 from paddleseg.utils import logger
@@ -60,6 +59,52 @@ def _compose(transforms_cfg):
     return Compose(ops)
 
 
+class ExportedModelPredictor:
+    """Preprocess (deploy.yaml transforms) -> run the graph -> label map, timing each stage.
+
+    Subclasses implement ``run(batch) -> outputs`` for one engine. Images of one size are
+    batched; outputs are label maps [N, H, W] (output_op argmax) or scores [N, C, H, W].
+    """
+
+    def __init__(self, transforms_cfg, output_op='argmax'):
+        self.transforms = _compose(transforms_cfg)
+        self.output_op = output_op
+        self.times = {'preprocess': 0.0, 'inference': 0.0, 'postprocess': 0.0}
+        self.images = 0
+
+    def run(self, batch):
+        raise NotImplementedError
+
+    def predict_batch(self, images):
+        t0 = time.perf_counter()
+        inputs = [np.ascontiguousarray(self.transforms({'img': bgr.astype('float32')})['img'], np.float32)
+                  for bgr in images]
+        t1 = time.perf_counter()
+        if len({x.shape for x in inputs}) == 1:
+            outputs = list(self.run(np.stack(inputs)))
+        else:  # mixed sizes: one at a time
+            outputs = [self.run(x[None])[0] for x in inputs]
+        t2 = time.perf_counter()
+        labels = []
+        for out, bgr in zip(outputs, images):
+            label = (out if self.output_op == 'argmax' else out.argmax(axis=0)).astype(np.uint8)
+            if label.shape != bgr.shape[:2]:  # a resizing transform: back to the image size
+                label = cv2.resize(label, (bgr.shape[1], bgr.shape[0]), interpolation=cv2.INTER_NEAREST)
+            labels.append(label)
+        t3 = time.perf_counter()
+        for stage, seconds in zip(self.times, (t1 - t0, t2 - t1, t3 - t2)):
+            self.times[stage] += seconds
+        self.images += len(images)
+        return labels
+
+    def __call__(self, bgr):
+        return self.predict_batch([bgr])[0]
+
+    def timing_report(self):
+        n = max(self.images, 1)
+        return ', '.join(f'{stage} {1000 * t / n:.1f} ms' for stage, t in self.times.items()) + ' per image'
+
+
 class DygraphPredictor:
     """A trained model in dygraph, with optional multi-scale/flip or sliding-window inference."""
 
@@ -68,6 +113,9 @@ class DygraphPredictor:
         self.model.eval()
         self.transforms = _compose(transforms_cfg)
         self.options = infer_options
+
+    def predict_batch(self, images):
+        return [self(bgr) for bgr in images]
 
     def __call__(self, bgr):
         data = self.transforms({'img': bgr.astype('float32')})
@@ -84,47 +132,6 @@ class DygraphPredictor:
         return logit.argmax(axis=1).numpy()[0].astype(np.uint8)
 
 
-class StaticPredictor:
-    """An exported model (``deploy.yaml`` + graph) run with Paddle Inference on the CPU/GPU."""
-
-    def __init__(self, model_dir, device='cpu', enable_mkldnn=False, cpu_threads=None):
-        deploy_file = os.path.join(model_dir, 'deploy.yaml')
-        if not os.path.isfile(deploy_file):
-            raise UserError(f"'{model_dir}' has no deploy.yaml: pass the --save_dir of export.py.")
-        with open(deploy_file) as f:
-            deploy = yaml.safe_load(f)['Deploy']
-        for key in ('model', 'params'):
-            if not os.path.isfile(os.path.join(model_dir, deploy[key])):
-                raise UserError(f"'{model_dir}' lacks {deploy[key]} named in deploy.yaml: export again.")
-        from paddle import inference
-        config = inference.Config(os.path.join(model_dir, deploy['model']), os.path.join(model_dir, deploy['params']))
-        if device == 'gpu':
-            config.enable_use_gpu(256, 0)
-        else:
-            config.disable_gpu()
-            config.set_cpu_math_library_num_threads(cpu_threads or len(os.sched_getaffinity(0)))
-            if enable_mkldnn:
-                config.enable_mkldnn()
-            else:
-                config.disable_mkldnn()
-        self.predictor = inference.create_predictor(config)
-        self.transforms = _compose(deploy.get('transforms', []))
-        self.output_op = deploy.get('output_op', 'argmax')
-
-    def __call__(self, bgr):
-        data = self.transforms({'img': bgr.astype('float32')})
-        x = np.ascontiguousarray(data['img'][None], dtype=np.float32)
-        handle = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
-        handle.reshape(x.shape)
-        handle.copy_from_cpu(x)
-        self.predictor.run()
-        out = self.predictor.get_output_handle(self.predictor.get_output_names()[0]).copy_to_cpu()
-        label = out[0] if self.output_op == 'argmax' else out[0].argmax(axis=0)
-        if label.shape != bgr.shape[:2]:  # resized input: back to the image size
-            label = cv2.resize(label.astype(np.uint8), (bgr.shape[1], bgr.shape[0]), interpolation=cv2.INTER_NEAREST)
-        return label.astype(np.uint8)
-
-
 def cityscapes_palette():
     """trainId -> RGB colour (19 classes) and trainId -> Cityscapes id, from cityscapesscripts."""
     from cityscapesscripts.helpers.labels import trainId2label
@@ -136,29 +143,42 @@ def cityscapes_palette():
     return colors, ids
 
 
-def predict_files(predictor, image_path, save_dir, save_label_ids=False, weight=0.6):
-    """Predict every image; returns (done, failed). Unreadable images are reported and skipped."""
+def _save(save_dir, rel, bgr, label, colors, ids, save_label_ids, weight):
+    stem = os.path.splitext(rel)[0]
+    color_bgr = colors[label][..., ::-1]
+    overlay = cv2.addWeighted(bgr, 1 - weight, color_bgr, weight, 0)
+    for sub, image in (('label', ids[label] if save_label_ids else label),
+                       ('pseudo_color_prediction', color_bgr),
+                       ('added_prediction', overlay)):
+        out = os.path.join(save_dir, sub, stem + '.png')
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        cv2.imwrite(out, image)
+
+
+def predict_files(predictor, image_path, save_dir, save_label_ids=False, weight=0.6, batch_size=1):
+    """Predict every image, ``batch_size`` at a time; returns (done, failed).
+
+    Unreadable images are reported by name and skipped.
+    """
     colors, ids = cityscapes_palette()
     files = list_images(image_path)
     done, failed = 0, []
     start = time.time()
-    for path, rel in tqdm(files, desc='Predict'):
-        bgr = read_bgr(path)
-        if bgr is None:
-            logger.error(f"cannot read image '{path}': skipped.")
-            failed.append(path)
-            continue
-        label = predictor(bgr)
-        stem = os.path.splitext(rel)[0]
-        color_rgb = colors[label]
-        overlay = cv2.addWeighted(bgr, 1 - weight, color_rgb[..., ::-1], weight, 0)
-        for sub, image in (('label', ids[label] if save_label_ids else label),
-                           ('pseudo_color_prediction', color_rgb[..., ::-1]),
-                           ('added_prediction', overlay)):
-            out = os.path.join(save_dir, sub, stem + '.png')
-            os.makedirs(os.path.dirname(out), exist_ok=True)
-            cv2.imwrite(out, image)
-        done += 1
+    with tqdm(total=len(files), desc='Predict') as progress:
+        for i in range(0, len(files), batch_size):
+            batch = []
+            for path, rel in files[i:i + batch_size]:
+                bgr = read_bgr(path)
+                if bgr is None:
+                    logger.error(f"cannot read image '{path}': skipped.")
+                    failed.append(path)
+                else:
+                    batch.append((rel, bgr))
+            if batch:
+                for (rel, bgr), label in zip(batch, predictor.predict_batch([bgr for _, bgr in batch])):
+                    _save(save_dir, rel, bgr, label, colors, ids, save_label_ids, weight)
+                done += len(batch)
+            progress.update(len(files[i:i + batch_size]))
     elapsed = time.time() - start
     logger.info(f"Predicted {done} image(s) in {elapsed:.1f}s ({done / max(elapsed, 1e-9):.2f} images/s), "
                 f"{len(failed)} failed; results in '{save_dir}'.")

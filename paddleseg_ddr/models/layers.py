@@ -12,7 +12,9 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 
-_GATHER_RESIZE = False
+# A mutable holder, not a plain global: Paddle's to_static converts a function once and keeps
+# a snapshot of its module's globals, so a rebound global would be frozen at its first value.
+_EXPORT_OPTIONS = {'gather_resize': False}
 
 
 @contextlib.contextmanager
@@ -24,12 +26,12 @@ def gather_resize_for_export(enabled=True):
     ``index_select`` runs under oneDNN and gives the same values (to float rounding).
     Used while exporting; training and dygraph inference keep the native op.
     """
-    global _GATHER_RESIZE
-    previous, _GATHER_RESIZE = _GATHER_RESIZE, enabled
+    previous = _EXPORT_OPTIONS['gather_resize']
+    _EXPORT_OPTIONS['gather_resize'] = enabled
     try:
         yield
     finally:
-        _GATHER_RESIZE = previous
+        _EXPORT_OPTIONS['gather_resize'] = previous
 
 
 def _source_index(in_size, out_size):
@@ -56,7 +58,7 @@ def _gather_resize(x, size):
 
 def resize(x, size):
     """Bilinear resize with ``align_corners=False``, as everywhere in the official model."""
-    if _GATHER_RESIZE:
+    if _EXPORT_OPTIONS['gather_resize']:
         return _gather_resize(x, size)
     return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
 

@@ -1,58 +1,13 @@
-import glob
 import os
 
-import cv2
 import numpy as np
 import paddle
 import pytest
 import yaml
-from paddle import inference
 
 from paddleseg_ddr.deploy import export_inference_model
 from paddleseg_ddr.models import DDRNet23Slim
-
-NORMALIZE = [{'type': 'Normalize', 'mean': [0.485, 0.456, 0.406], 'std': [0.229, 0.224, 0.225]}]
-
-
-def predictor(model_dir, onednn=False):
-    config = inference.Config(os.path.join(model_dir, 'model.json'), os.path.join(model_dir, 'model.pdiparams'))
-    config.disable_gpu()
-    if onednn:
-        config.enable_mkldnn()
-    else:
-        config.disable_mkldnn()
-    return inference.create_predictor(config)
-
-
-def run(pred, x):
-    handle = pred.get_input_handle(pred.get_input_names()[0])
-    handle.reshape(x.shape)
-    handle.copy_from_cpu(x)
-    pred.run()
-    return pred.get_output_handle(pred.get_output_names()[0]).copy_to_cpu()
-
-
-@pytest.fixture(scope='module')
-def trained_like_model():
-    paddle.seed(3)
-    model = DDRNet23Slim(num_classes=19)
-    model.train()  # a few batches through BN give non-trivial running statistics
-    with paddle.no_grad():
-        for _ in range(3):
-            model(paddle.randn([2, 3, 64, 64]) * 2 + 0.5)
-    model.eval()
-    return model
-
-
-def inputs(mini_root):
-    rng = np.random.default_rng(0)
-    path = sorted(glob.glob(os.path.join(mini_root, 'leftImg8bit', 'val', '*', '*.png')))[0]
-    image = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
-    image = ((image - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]).transpose(2, 0, 1)[None].astype(np.float32)
-    yield 'random 128x256', rng.normal(size=(1, 3, 128, 256)).astype(np.float32)
-    yield 'random 200x328', rng.normal(size=(1, 3, 200, 328)).astype(np.float32)   # not a multiple of 64
-    yield 'mini image 256x512', image
-    yield 'mini crop 200x328', np.ascontiguousarray(image[:, :, 20:220, 50:378])
+from deploy_helpers import NORMALIZE, inputs, predictor, run  # noqa: I001
 
 
 @pytest.mark.parametrize('resize_op,onednn', [('gather', True), ('gather', False), ('interp', False)],
@@ -91,3 +46,13 @@ def test_deploy_yaml_follows_paddleseg_and_has_no_aux_head(tmp_path, trained_lik
     no_aux.set_state_dict({k: v for k, v in trained_like_model.state_dict().items() if not k.startswith('seghead_extra')})
     out2 = export_inference_model(no_aux, str(tmp_path / 'n'), NORMALIZE, input_shape=[1, 3, 64, 128])
     assert n_exported == os.path.getsize(os.path.join(out2, 'model.pdiparams'))
+
+
+def test_resize_op_applies_to_every_export_of_one_model(tmp_path, trained_like_model):
+    """Paddle caches converted functions: exporting one model twice with different
+    --resize_op in one process must still give each graph its own resize."""
+    for i, resize_op in enumerate(('gather', 'interp', 'gather')):
+        out = export_inference_model(trained_like_model, str(tmp_path / str(i)), NORMALIZE, resize_op=resize_op)
+        graph = open(os.path.join(out, 'model.json')).read()
+        assert (graph.count('bilinear_interp') > 0) == (resize_op == 'interp'), resize_op
+        assert (graph.count('index_select') > 0) == (resize_op == 'gather'), resize_op

@@ -1,0 +1,105 @@
+"""Running an export with Paddle Inference: CPU (with or without oneDNN), GPU, TensorRT."""
+import os
+
+import numpy as np
+from paddleseg.utils import logger
+
+from ..errors import UserError
+from .deploy_config import read_deploy_config
+from .predict import ExportedModelPredictor
+
+PRECISIONS = ('fp32', 'fp16', 'int8')
+
+
+def config_calls(device='cpu', enable_mkldnn=True, cpu_threads=None, use_trt=False, precision='fp32',
+                 gpu_id=0, min_subgraph_size=3, batch_size=1, trt_shapes=None, gpu_memory_mb=256):
+    """The ``paddle.inference.Config`` calls for a set of options, as [(method, kwargs)].
+
+    Kept apart from applying them so that GPU and TensorRT settings can be checked on a
+    machine without either. ``trt_shapes`` = (min, max, opt) input shapes for a dynamic-size
+    export under TensorRT (default 1x3x256x256 .. Bx3x1024x2048).
+    """
+    if precision not in PRECISIONS:
+        raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{precision}'.")
+    if device == 'cpu':
+        if use_trt or precision != 'fp32':
+            raise UserError('TensorRT and fp16/int8 need --device gpu; on the CPU use --precision fp32.')
+        calls = [('disable_gpu', {}),
+                 ('set_cpu_math_library_num_threads', {'cpu_math_library_num_threads': cpu_threads or len(os.sched_getaffinity(0))})]
+        calls.append(('enable_mkldnn', {}) if enable_mkldnn else ('disable_mkldnn', {}))
+        return calls
+    if device != 'gpu':
+        raise UserError(f"--device must be 'cpu' or 'gpu', got '{device}'.")
+    from paddle.inference import PrecisionType
+    mode = {'fp32': PrecisionType.Float32, 'fp16': PrecisionType.Half, 'int8': PrecisionType.Int8}[precision]
+    if not use_trt:
+        if precision == 'int8':
+            raise UserError('int8 on the GPU needs TensorRT: add --use_trt True.')
+        return [('enable_use_gpu', {'memory_pool_init_size_mb': gpu_memory_mb, 'device_id': gpu_id,
+                                    'precision_mode': mode})]
+    calls = [('enable_use_gpu', {'memory_pool_init_size_mb': gpu_memory_mb, 'device_id': gpu_id}),
+             ('enable_tensorrt_engine', {'workspace_size': 1 << 30, 'max_batch_size': batch_size,
+                                         'min_subgraph_size': min_subgraph_size, 'precision_mode': mode,
+                                         'use_static': False, 'use_calib_mode': precision == 'int8'})]
+    lo, hi, opt = trt_shapes or ([1, 3, 256, 256], [batch_size, 3, 1024, 2048], [batch_size, 3, 1024, 2048])
+    calls.append(('set_trt_dynamic_shape_info', {'min_input_shape': {'x': lo}, 'max_input_shape': {'x': hi},
+                                                 'optim_input_shape': {'x': opt}}))
+    return calls
+
+
+class PaddleInferencePredictor(ExportedModelPredictor):
+    """An export (``deploy.yaml`` + ``model.json`` + ``model.pdiparams``) run by Paddle Inference.
+
+    With oneDNN, a graph that oneDNN cannot run (Paddle 3.3.1 fails on the native bilinear
+    resize, which ``export.py --resize_op interp`` keeps) is rebuilt without oneDNN on the
+    first failure, with a warning, so the run still completes.
+    """
+
+    def __init__(self, model_dir, device='cpu', enable_mkldnn=True, cpu_threads=None, **options):
+        deploy = read_deploy_config(model_dir)
+        super().__init__(deploy['transforms'], deploy['output_op'])
+        if device == 'gpu':
+            import paddle
+            if not paddle.is_compiled_with_cuda():
+                raise UserError('--device gpu, but this Paddle build has no CUDA: install a GPU build '
+                                'of Paddle 3.x or use --device cpu.')
+        self.deploy = deploy
+        self.calls = config_calls(device, enable_mkldnn, cpu_threads, **options)
+        self.onednn = device == 'cpu' and enable_mkldnn
+        self.predictor = self._create(self.calls)
+        self.verified = False
+
+    def _create(self, calls):
+        from paddle import inference
+        config = inference.Config(self.deploy['model'], self.deploy['params'])
+        for method, kwargs in calls:
+            getattr(config, method)(*kwargs.values())
+        config.disable_glog_info()
+        return inference.create_predictor(config)
+
+    def _run(self, batch):
+        handle = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
+        handle.reshape(batch.shape)
+        handle.copy_from_cpu(batch)
+        self.predictor.run()
+        return self.predictor.get_output_handle(self.predictor.get_output_names()[0]).copy_to_cpu()
+
+    def run(self, batch):
+        shape = self.deploy.get('input_shape')
+        if shape and any(d > 0 and d != s for d, s in zip(shape[1:], batch.shape[1:])):
+            raise UserError(f'the export takes inputs of shape {shape} (fixed by --input_shape), got '
+                            f'{list(batch.shape)} after preprocessing: export without --input_shape, or '
+                            'resize the images to that size.')
+        if self.verified or not self.onednn:
+            return self._run(batch)
+        try:
+            out = self._run(batch)
+        except (RuntimeError, ValueError, NotImplementedError) as e:
+            logger.warning(f'oneDNN cannot run this graph ({str(e).strip().splitlines()[0][:160]}); falling back '
+                           'to Paddle Inference without oneDNN (slower). Export with --resize_op gather to use oneDNN.')
+            self.calls = [c if c[0] != 'enable_mkldnn' else ('disable_mkldnn', {}) for c in self.calls]
+            self.onednn = False
+            self.predictor = self._create(self.calls)
+            out = self._run(batch)
+        self.verified = True
+        return np.asarray(out)

@@ -1,0 +1,76 @@
+import os
+
+import numpy as np
+import onnxruntime as ort
+import paddle
+import pytest
+import yaml
+
+from paddleseg_ddr.deploy import OnnxRuntimePredictor, convert_to_onnx, export_inference_model
+from paddleseg_ddr.errors import UserError
+from deploy_helpers import NORMALIZE, inputs, predictor, run
+
+
+def session(path):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+
+
+@pytest.fixture(scope='module')
+def onnx_exports(tmp_path_factory, trained_like_model):
+    root = tmp_path_factory.mktemp('onnx')
+    return {op: export_inference_model(trained_like_model, str(root / op), NORMALIZE, output_op=op, onnx=True)
+            for op in ('none', 'argmax')}
+
+
+def test_onnx_runtime_matches_paddle_inference_and_dygraph(onnx_exports, mini_root, trained_like_model):
+    """ONNX Runtime logits within 1e-4 relative of Paddle Inference's (same export) and of
+    dygraph; its label maps equal dygraph's argmax on >= 99.9% of pixels."""
+    logits_dir, labels_dir = onnx_exports['none'], onnx_exports['argmax']
+    paddle_pred = predictor(logits_dir)
+    logits_sess, labels_sess = session(os.path.join(logits_dir, 'model.onnx')), session(os.path.join(labels_dir, 'model.onnx'))
+    for name, x in inputs(mini_root):
+        with paddle.no_grad():
+            ref = trained_like_model(paddle.to_tensor(x))[0].numpy()
+        logits = logits_sess.run(None, {'x': x})[0]
+        pd_logits = run(paddle_pred, x)
+        assert logits.shape == ref.shape, name
+        assert np.abs(logits - pd_logits).max() <= 1e-4 * np.abs(pd_logits).max(), name
+        assert np.abs(logits - ref).max() <= 1e-4 * np.abs(ref).max(), name
+        labels = labels_sess.run(None, {'x': x})[0]
+        assert labels.shape == ref.shape[:1] + ref.shape[2:]
+        assert (labels == ref.argmax(axis=1)).mean() >= 0.999, name
+
+
+def test_onnx_export_is_recorded_and_uses_the_native_resize(onnx_exports):
+    with open(os.path.join(onnx_exports['argmax'], 'deploy.yaml')) as f:
+        deploy = yaml.safe_load(f)['Deploy']
+    assert deploy['onnx_model'] == 'model.onnx' and deploy['resize_op'] == 'interp'
+    import onnx
+    ops = {node.op_type for node in onnx.load(os.path.join(onnx_exports['argmax'], 'model.onnx')).graph.node}
+    assert 'Resize' in ops and 'ArgMax' in ops
+
+
+def test_environment_keeps_numpy_1():
+    """paddle2onnx's default optimiser pip-installs numpy 2 (breaking OpenCV); ours must not."""
+    import cv2  # (fails to import under numpy 2)
+    assert cv2.imread
+    assert np.__version__.startswith('1.')
+
+
+def test_predictor_needs_onnx_model_and_deploy_yaml(tmp_path, trained_like_model):
+    plain = export_inference_model(trained_like_model, str(tmp_path / 'plain'), NORMALIZE)
+    with pytest.raises(UserError, match="names no 'onnx_model' file.*--format onnx"):
+        OnnxRuntimePredictor(plain)
+    with pytest.raises(UserError, match='does not exist'):
+        OnnxRuntimePredictor(str(tmp_path / 'missing.onnx'))
+    # a conversion of an existing export (tools/export_onnx.py) runs with the deploy.yaml beside it
+    onnx_file = convert_to_onnx(plain)
+    assert os.path.basename(onnx_file) == 'model.onnx' and not os.path.exists(onnx_file + '.tmp')
+    label = OnnxRuntimePredictor(onnx_file)(np.full((64, 96, 3), 127, np.uint8))
+    assert label.shape == (64, 96) and label.dtype == np.uint8
+    lone = tmp_path / 'lone.onnx'
+    lone.write_bytes(open(onnx_file, 'rb').read())
+    with pytest.raises(UserError, match='no deploy.yaml next to'):
+        OnnxRuntimePredictor(str(lone))
