@@ -86,10 +86,10 @@ class PaddleInferencePredictor(ExportedModelPredictor):
 
     def run(self, batch):
         shape = self.deploy.get('input_shape')
-        if shape and any(d > 0 and d != s for d, s in zip(shape[1:], batch.shape[1:])):
+        if shape and any(d > 0 and d != s for d, s in zip(shape, batch.shape)):
             raise UserError(f'the export takes inputs of shape {shape} (fixed by --input_shape), got '
-                            f'{list(batch.shape)} after preprocessing: export without --input_shape, or '
-                            'resize the images to that size.')
+                            f'{list(batch.shape)} (batch, channels, height, width after preprocessing): export '
+                            'without --input_shape for any size, or match --batch_size and the image size.')
         if self.verified or not self.onednn:
             return self._run(batch)
         try:
