@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip('torch')
 import torch.nn.functional as TF  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tools", "reference"))
 from torch_ddrnet import randomized  # noqa: E402
 
 from paddleseg_ddr.models.ddrnet import _variant  # noqa: E402

@@ -1,6 +1,7 @@
-"""Test-only PyTorch re-implementation of the official DDRNet segmentation layout
-(attribute names and data flow of github.com/ydhongHIT/DDRNet, written here from the
-paper and the release's structure). Used to check weight conversion numerically."""
+"""PyTorch re-implementation of the official DDRNet segmentation layout (attribute names and
+data flow of github.com/ydhongHIT/DDRNet, written here from the paper and the release's
+structure). For tests (weight-conversion parity) and tools/benchmark.py only: torch is an
+optional, test-only dependency and the product never imports this."""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

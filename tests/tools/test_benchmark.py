@@ -1,0 +1,26 @@
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+CONFIG = os.path.join(ROOT, 'configs', 'ddrnet', 'ddrnet23_slim_cityscapes_1024x1024_120k.yml')
+
+
+def test_benchmark_prints_one_table_and_writes_json(tmp_path):
+    """Every engine runs (in its own process) on a small input; the paper config needs no
+    pretrained file here."""
+    out = tmp_path / 'bench.json'
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, 'tools', 'benchmark.py'), '--config', CONFIG,
+                           '--input_shape', '1', '3', '128', '256', '--warmup', '1', '--repeats', '2',
+                           '--json', str(out)], capture_output=True, text=True, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result['params'] == 5695987 and result['model'] == 'DDRNet23Slim'
+    engines = {row['engine']: row for row in result['engines']}
+    assert sorted(engines) == sorted(['dygraph', 'paddle', 'paddle_onednn', 'onnxruntime', 'torch'])
+    for name, row in engines.items():
+        assert 'error' not in row, (name, row)
+        assert len(row['times']) == 2 and row['median_s'] > 0 and row['peak_rss_mb'] > 50
+        assert f"| {name} | {row['median_s']:.3f} |" in proc.stdout
+    assert result['sgemm_peak_gflops']['numpy'] > 1

@@ -1,0 +1,198 @@
+"""Model size and CPU/GPU speed of one config, per inference engine, in one table:
+python tools/benchmark.py --config configs/ddrnet/ddrnet23_slim_cityscapes_1024x1024_120k.yml \
+    --input_shape 1 3 1024 2048 [--engines dygraph paddle paddle_onednn onnxruntime torch] [--json out.json]
+
+Parameters and GMACs (convolution multiply-accumulates, the paper's "GFLOPs") come from the
+model; every engine runs in its own fresh process (so its peak memory is its own) on the same
+random input: warm-up runs, then timed runs; latency median and p90, FPS. Engines:
+  dygraph        the Paddle model, eager, full-size label map (forward + argmax)
+  paddle         the export (export.py, default gather resizes) with Paddle Inference, no oneDNN
+  paddle_onednn  the same with oneDNN
+  onnxruntime    export.py --format onnx (native resizes) with ONNX Runtime
+  torch          the official PyTorch model (tools/reference, eager), its own output: logits at 1/8
+The exported engines output the full-size label map. The machine's matrix-multiply peak
+(sgemm, 4096x4096, best of NumPy and ONNX Runtime) is measured too; "% peak" = 2 x MACs /
+latency / that peak. Weights are random (speed does not depend on them).
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..'))
+sys.path.insert(0, ROOT)
+
+ENGINES = ('dygraph', 'paddle', 'paddle_onednn', 'onnxruntime', 'torch')
+TORCH_VARIANTS = {'DDRNet23Slim': 'ddrnet23_slim', 'DDRNet23': 'ddrnet23', 'DDRNet39': 'ddrnet39'}
+
+
+def build_model(config):
+    """The config's model as deployed (no auxiliary head), random weights (no pretrained file needed)."""
+    from paddleseg_ddr.engine import Builder, load_config
+    cfg = load_config(config, opts=['model.pretrained=None', 'model.aux_head=False'])  # as deployed
+    return Builder(cfg).model, cfg.dic['model']['type']
+
+
+def time_runs(run, warmup, repeats):
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def engine_runner(engine, args, workdir):
+    """A no-argument function running one inference with ``engine`` on a random input."""
+    import numpy as np
+    x = np.random.default_rng(0).normal(size=args.input_shape).astype(np.float32)
+    if engine == 'torch':
+        import torch
+        sys.path.insert(0, os.path.join(ROOT, 'tools', 'reference'))
+        from torch_ddrnet import randomized
+        torch.set_num_threads(args.cpu_threads)
+        _, model_type = build_model(args.config)
+        if model_type not in TORCH_VARIANTS:
+            raise SystemExit(f'no PyTorch reference for {model_type}')
+        model, tx = randomized(TORCH_VARIANTS[model_type], augment=False), torch.from_numpy(x)
+
+        def run():
+            with torch.no_grad():
+                model(tx)
+        return run
+    from paddleseg_ddr.engine.runtime import setup
+    setup('cpu')
+    import paddle
+    paddle.base.core.set_num_threads(args.cpu_threads)  # dygraph CPU kernels (default: one thread)
+    model, _ = build_model(args.config)
+    model.eval()
+    if engine == 'dygraph':
+        tx = paddle.to_tensor(x)
+
+        def run():
+            with paddle.no_grad():
+                model(tx)[0].argmax(axis=1).numpy()
+        return run
+    from paddleseg_ddr.deploy import OnnxRuntimePredictor, PaddleInferencePredictor, export_inference_model
+    export_dir = os.path.join(workdir, engine)
+    export_inference_model(model, export_dir, [], onnx=engine == 'onnxruntime')
+    if engine == 'onnxruntime':
+        predictor = OnnxRuntimePredictor(export_dir, cpu_threads=args.cpu_threads)
+    else:
+        predictor = PaddleInferencePredictor(export_dir, 'cpu', enable_mkldnn=engine == 'paddle_onednn',
+                                             cpu_threads=args.cpu_threads)
+    return lambda: predictor.run(x)
+
+
+def child(args):
+    """Run one engine in this process; print its result as one JSON line."""
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with tempfile.TemporaryDirectory() as workdir:
+        run = engine_runner(args.child, args, workdir)
+        times = time_runs(run, args.warmup, args.repeats)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print('RESULT ' + json.dumps({'engine': args.child, 'times': times, 'peak_rss_mb': peak / 1024,
+                                  'startup_rss_mb': rss_before / 1024}))
+
+
+def sgemm_peak(threads, n=4096):
+    """Best measured float32 matrix-multiply speed (GFLOP/s) of NumPy's BLAS and ONNX Runtime."""
+    import numpy as np
+    a, b = (np.random.default_rng(i).random((n, n), dtype=np.float32) for i in (1, 2))
+    results = {'numpy': 2 * n ** 3 / min(time_runs(lambda: a @ b, 1, 3)) / 1e9}
+    try:
+        import onnxruntime as ort
+        from onnx import TensorProto, helper
+        graph = helper.make_graph([helper.make_node('MatMul', ['a', 'b'], ['c'])], 'sgemm',
+                                  [helper.make_tensor_value_info(k, TensorProto.FLOAT, [n, n]) for k in 'ab'],
+                                  [helper.make_tensor_value_info('c', TensorProto.FLOAT, [n, n])])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)], ir_version=8)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        session = ort.InferenceSession(model.SerializeToString(), options, providers=['CPUExecutionProvider'])
+        results['onnxruntime'] = 2 * n ** 3 / min(time_runs(lambda: session.run(None, {'a': a, 'b': b}), 1, 3)) / 1e9
+    except ImportError:
+        pass
+    return results
+
+
+def run_engine(engine, args):
+    cmd = [sys.executable, os.path.abspath(__file__), '--config', args.config, '--child', engine,
+           '--input_shape', *map(str, args.input_shape), '--warmup', str(args.warmup),
+           '--repeats', str(args.repeats), '--cpu_threads', str(args.cpu_threads)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.cpu_threads))
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    for line in proc.stdout.splitlines():
+        if line.startswith('RESULT '):
+            return json.loads(line[len('RESULT '):])
+    reason = (proc.stderr.strip().splitlines() or ['no output'])[-1]
+    return {'engine': engine, 'error': reason[:200]}
+
+
+def percentile(values, q):
+    import numpy as np
+    return float(np.percentile(values, q))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--config', required=True)
+    p.add_argument('--input_shape', nargs=4, type=int, default=[1, 3, 1024, 2048], metavar=('N', 'C', 'H', 'W'))
+    p.add_argument('--engines', nargs='+', default=list(ENGINES), choices=ENGINES)
+    p.add_argument('--warmup', type=int, default=2)
+    p.add_argument('--repeats', type=int, default=10)
+    p.add_argument('--cpu_threads', type=int, default=len(os.sched_getaffinity(0)))
+    p.add_argument('--json', default=None, help='Also write the results here.')
+    p.add_argument('--child', default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        return child(args)
+
+    from paddleseg_ddr.engine.runtime import setup
+    from paddleseg_ddr.models.complexity import count_macs, count_parameters
+    setup('cpu')
+    model, model_type = build_model(args.config)
+    params, macs = count_parameters(model), count_macs(model, args.input_shape)
+    del model
+    peaks = sgemm_peak(args.cpu_threads)
+    peak = max(peaks.values())
+    rows = [run_engine(engine, args) for engine in args.engines]
+    import numpy as np
+    import paddle
+    n = args.input_shape[0]
+    print(f'\n{model_type}: {params / 1e6:.2f} M parameters, {macs / 1e9:.1f} GMACs at '
+          f"{'x'.join(map(str, args.input_shape))}; CPU {platform.processor() or platform.machine()}, "
+          f'{args.cpu_threads} threads; Paddle {paddle.__version__}')
+    print('sgemm peak: ' + ', '.join(f'{k} {v:.0f} GFLOP/s' for k, v in peaks.items()) + '\n')
+    print("| engine | median s | p90 s | FPS | GFLOP/s | % of sgemm peak | peak RSS MB |")
+    print('| --- | --- | --- | --- | --- | --- | --- |')
+    for row in rows:
+        if 'error' in row:
+            print(f"| {row['engine']} | failed: {row['error']} | | | | | |")
+            continue
+        median = float(np.median(row['times']))
+        row.update(median_s=median, p90_s=percentile(row['times'], 90), fps=n / median,
+                   gflops=2 * macs / median / 1e9)
+        row['percent_of_peak'] = 100 * row['gflops'] / peak
+        print(f"| {row['engine']} | {median:.3f} | {row['p90_s']:.3f} | {row['fps']:.2f} | {row['gflops']:.0f} | "
+              f"{row['percent_of_peak']:.0f}% | {row['peak_rss_mb']:.0f} |")
+    result = {'model': model_type, 'config': args.config, 'input_shape': args.input_shape, 'params': params,
+              'gmacs': macs / 1e9, 'cpu_threads': args.cpu_threads, 'sgemm_peak_gflops': peaks,
+              'paddle': paddle.__version__, 'engines': rows}
+    if args.json:
+        tmp = args.json + '.tmp'
+        with open(tmp, 'w') as f:
+            json.dump(result, f, indent=1)
+        os.replace(tmp, args.json)
+    return result
+
+
+if __name__ == '__main__':
+    main()
