@@ -1,5 +1,6 @@
 """Entry points behind train.py and val.py; flags follow PaddleSeg's tools."""
 import argparse
+import os
 import sys
 import time
 
@@ -122,6 +123,8 @@ def _infer_common(parser):
     parser.add_argument('--save_label_ids', action='store_true', help='Write Cityscapes ids instead of trainIds.')
     parser.add_argument('--benchmark', type=str2bool, default=False,
                         help='Warm up, then print preprocess / inference / postprocess times per image.')
+    parser.add_argument('--save_log_path', default=None, help='With --benchmark: also append the timings here.')
+    parser.add_argument('--model_name', default=None, help='Name shown in the benchmark line (TIPC).')
 
 
 def infer_parser():
@@ -160,7 +163,13 @@ def _run_inference(predictor, args):
     done, failed = predict_files(predictor, args.image_path, args.save_dir, args.save_label_ids,
                                  batch_size=args.batch_size)
     if args.benchmark:
-        logger.info(f'Benchmark ({done} images, batch {args.batch_size}): {predictor.timing_report()}')
+        name = f'{args.model_name} ' if args.model_name else ''
+        line = f'Benchmark {name}({done} images, batch {args.batch_size}): {predictor.timing_report()}'
+        logger.info(line)
+        if args.save_log_path:
+            os.makedirs(os.path.dirname(os.path.abspath(args.save_log_path)), exist_ok=True)
+            with open(args.save_log_path, 'a') as f:
+                f.write(line + '\n')
     if failed:
         raise UserError(f'{len(failed)} image(s) could not be read (listed above); {done} predicted.')
     return done

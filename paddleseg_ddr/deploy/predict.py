@@ -34,7 +34,16 @@ def list_images(path):
     with open(path) as f:
         entries = [line.split()[0] for line in f if line.strip()]
     files = [e if os.path.isabs(e) else os.path.join(base, e) for e in entries]
-    return [(f, os.path.relpath(f, base) if not os.path.isabs(e) else os.path.basename(f)) for f, e in zip(files, entries)]
+    return [(f, _output_name(e)) for f, e in zip(files, entries)]
+
+
+def _output_name(entry):
+    """Where a list entry's results go, inside the output folder: the entry's relative path
+    without leading '..' parts; an absolute path keeps its file name only."""
+    if os.path.isabs(entry):
+        return os.path.basename(entry)
+    parts = [p for p in os.path.normpath(entry).split(os.sep) if p not in ('..', '.')]
+    return os.path.join(*parts)
 
 
 def read_bgr(path):

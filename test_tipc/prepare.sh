@@ -1,0 +1,56 @@
+#!/bin/bash
+# Prepare a TIPC run, offline: generate the mini Cityscapes (official layout, labels converted
+# with the project's own tool) instead of downloading a dataset, and link it where the
+# configs read it (test_tipc/data/mini_cityscapes).
+#   bash test_tipc/prepare.sh test_tipc/configs/ddrnet23_slim/train_infer_python.txt lite_train_lite_infer
+# Modes: lite_train_lite_infer, lite_train_whole_infer (small images to train, 2048x1024 to
+# infer), whole_infer (no training: exports the weights given as 3rd argument, or the ones a
+# short training makes here), whole_train_whole_infer (2048x1024 images throughout).
+set -e
+FILENAME=$(realpath "$1")
+MODE=$2
+WEIGHTS=${3:-}
+cd "$(dirname "$0")/.."
+source test_tipc/common_func.sh
+mapfile -t lines < "${FILENAME}"
+model_name=$(func_parser_value "${lines[1]}")
+python=$(func_parser_value "${lines[2]}")
+
+case ${MODE} in
+    lite_train_lite_infer)   train=(8 4 512 256);   infer=(lite 4) ;;
+    lite_train_whole_infer)  train=(8 4 512 256);   infer=(whole 2) ;;
+    whole_infer)             train=(8 4 512 256);   infer=(whole 2) ;;
+    whole_train_whole_infer) train=(16 4 2048 1024); infer=(whole 2) ;;
+    *) echo "unknown mode '${MODE}': use lite_train_lite_infer, lite_train_whole_infer, whole_infer or whole_train_whole_infer" >&2
+       exit 2 ;;
+esac
+
+data=test_tipc/data
+generate() {  # folder num_train num_val width height
+    ${python} tools/make_mini_cityscapes.py --root "$1" --num_train "$2" --num_val "$3" --width "$4" --height "$5"
+}
+generate ${data}/mini_cityscapes_${train[2]}x${train[3]} "${train[@]}"
+ln -sfn "mini_cityscapes_${train[2]}x${train[3]}" ${data}/mini_cityscapes
+# the images inference runs on (a list file, paths relative to it), 2048x1024 for "whole"
+if [ "${infer[0]}" = "whole" ]; then
+    generate ${data}/mini_cityscapes_2048x1024 16 4 2048 1024
+    infer_root=../mini_cityscapes_2048x1024
+else
+    infer_root=.
+fi
+(cd ${data}/mini_cityscapes && find -L ${infer_root}/leftImg8bit/val -name '*.png' | sort | head -n "${infer[1]}" > infer.list)
+echo "inference images: $(wc -l < ${data}/mini_cityscapes/infer.list) in ${data}/mini_cityscapes/infer.list"
+
+if [ "${MODE}" = "whole_infer" ]; then
+    infer_model=$(func_parser_value "${lines[36]}")
+    mkdir -p "$(dirname "${infer_model}")"
+    if [ -n "${WEIGHTS}" ]; then
+        cp "${WEIGHTS}" "${infer_model}"
+    elif [ ! -f "${infer_model}" ]; then   # no weights given: a short training makes some
+        train_cmd=$(func_parser_value "${lines[15]}")
+        out=test_tipc/output/${model_name}/whole_infer_weights
+        ${python} ${train_cmd} --iters 10 --save_dir "${out}"
+        cp "${out}/best_model/model.pdparams" "${infer_model}"
+    fi
+    echo "weights for whole_infer: ${infer_model}"
+fi
