@@ -77,9 +77,9 @@ def export_parser():
     p.add_argument('--output_op', default='argmax', choices=['argmax', 'softmax', 'none'])
     p.add_argument('--format', default='paddle', choices=['paddle', 'onnx'],
                    help='onnx: also write model.onnx (paddle2onnx, opset 13) for ONNX Runtime.')
-    p.add_argument('--resize_op', default=None, choices=['gather', 'interp'],
-                   help='gather (default for paddle): bilinear resizes as gathers, which run under oneDNN on '
-                        'Paddle 3.3.1 (CPU); interp (default for onnx): the native bilinear op (GPU, TensorRT, ONNX).')
+    p.add_argument('--resize_op', default='interp', choices=['interp', 'gather'],
+                   help='interp (default): the native bilinear op; gather: resizes as gathers and '
+                        'multiply-adds (an alternative for oneDNN builds that reject bilinear_interp).')
     p.add_argument('--opts', nargs='+', default=None, metavar='KEY=VALUE')
     return p
 

@@ -39,13 +39,14 @@ def export_inference_model(model, save_dir, transforms, input_shape=None, output
 
     ``input_shape`` [N, C, H, W] fixes the input size; by default batch, height and width
     are dynamic. The auxiliary head is not part of the graph (the model is in eval mode).
-    ``resize_op`` 'gather' writes the bilinear resizes as gathers, which Paddle 3.3.1 runs
-    under oneDNN (its ``bilinear_interp`` fails there); 'interp' keeps the native op (GPU,
-    TensorRT, ONNX; the default when ``onnx``). ``onnx`` also writes ``model.onnx``
-    (paddle2onnx). The directory is written under a temporary name and renamed when complete.
+    ``resize_op`` 'interp' (default) keeps the native ``bilinear_interp``; 'gather' writes the
+    resizes as gathers and multiply-adds, which Paddle 3.3.1's oneDNN placement can run too
+    but about 5x slower at 1024x2048 (see :mod:`.paddle_inference`). ``onnx`` also writes
+    ``model.onnx`` (paddle2onnx). The directory is written under a temporary name and renamed
+    when complete.
     """
     if resize_op is None:
-        resize_op = 'interp' if onnx else 'gather'
+        resize_op = 'interp'
     if resize_op not in ('gather', 'interp'):
         raise UserError(f"--resize_op must be 'gather' or 'interp', got '{resize_op}'.")
     if input_shape is not None and (len(input_shape) != 4 or input_shape[1] != 3):

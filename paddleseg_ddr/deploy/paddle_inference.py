@@ -9,6 +9,7 @@ from .deploy_config import read_deploy_config
 from .predict import ExportedModelPredictor
 
 PRECISIONS = ('fp32', 'fp16', 'int8')
+ONEDNN_PLACEMENT_PASS = 'onednn_placement_pass'
 
 
 def config_calls(device='cpu', enable_mkldnn=True, cpu_threads=None, use_trt=False, precision='fp32',
@@ -26,7 +27,13 @@ def config_calls(device='cpu', enable_mkldnn=True, cpu_threads=None, use_trt=Fal
             raise UserError('TensorRT and fp16/int8 need --device gpu; on the CPU use --precision fp32.')
         calls = [('disable_gpu', {}),
                  ('set_cpu_math_library_num_threads', {'cpu_math_library_num_threads': cpu_threads or len(os.sched_getaffinity(0))})]
-        calls.append(('enable_mkldnn', {}) if enable_mkldnn else ('disable_mkldnn', {}))
+        if enable_mkldnn:
+            # Paddle 3.3.1: with oneDNN's PIR placement pass, bilinear_interp fails at run time
+            # (its list-of-doubles `scale` attribute cannot be converted). Without the pass the
+            # graph runs, still on oneDNN kernels, and is the fastest Paddle path we measured.
+            calls += [('enable_mkldnn', {}), ('delete_pass', {'pass_name': ONEDNN_PLACEMENT_PASS})]
+        else:
+            calls.append(('disable_mkldnn', {}))
         return calls
     if device != 'gpu':
         raise UserError(f"--device must be 'cpu' or 'gpu', got '{device}'.")
@@ -47,12 +54,18 @@ def config_calls(device='cpu', enable_mkldnn=True, cpu_threads=None, use_trt=Fal
     return calls
 
 
+def apply_config_calls(config, calls):
+    """Make the :func:`config_calls` on a ``paddle.inference.Config`` (arguments in order)."""
+    for method, kwargs in calls:
+        getattr(config, method)(*kwargs.values())
+    return config
+
+
 class PaddleInferencePredictor(ExportedModelPredictor):
     """An export (``deploy.yaml`` + ``model.json`` + ``model.pdiparams``) run by Paddle Inference.
 
-    With oneDNN, a graph that oneDNN cannot run (Paddle 3.3.1 fails on the native bilinear
-    resize, which ``export.py --resize_op interp`` keeps) is rebuilt without oneDNN on the
-    first failure, with a warning, so the run still completes.
+    With oneDNN, a graph that oneDNN cannot run is rebuilt without oneDNN on its first
+    failure, with a warning, so the run still completes.
     """
 
     def __init__(self, model_dir, device='cpu', enable_mkldnn=True, cpu_threads=None, **options):
@@ -72,8 +85,7 @@ class PaddleInferencePredictor(ExportedModelPredictor):
     def _create(self, calls):
         from paddle import inference
         config = inference.Config(self.deploy['model'], self.deploy['params'])
-        for method, kwargs in calls:
-            getattr(config, method)(*kwargs.values())
+        apply_config_calls(config, calls)
         config.disable_glog_info()
         return inference.create_predictor(config)
 
@@ -96,8 +108,9 @@ class PaddleInferencePredictor(ExportedModelPredictor):
             out = self._run(batch)
         except (RuntimeError, ValueError, NotImplementedError) as e:
             logger.warning(f'oneDNN cannot run this graph ({str(e).strip().splitlines()[0][:160]}); falling back '
-                           'to Paddle Inference without oneDNN (slower). Export with --resize_op gather to use oneDNN.')
-            self.calls = [c if c[0] != 'enable_mkldnn' else ('disable_mkldnn', {}) for c in self.calls]
+                           'to Paddle Inference without oneDNN (slower).')
+            self.calls = [c if c[0] != 'enable_mkldnn' else ('disable_mkldnn', {}) for c in self.calls
+                          if c[0] != 'delete_pass']
             self.onednn = False
             self.predictor = self._create(self.calls)
             out = self._run(batch)

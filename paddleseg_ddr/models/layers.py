@@ -21,10 +21,11 @@ _EXPORT_OPTIONS = {'gather_resize': False}
 def gather_resize_for_export(enabled=True):
     """Trace :func:`resize` as gathers and multiply-adds instead of ``bilinear_interp``.
 
-    Paddle 3.3.1's oneDNN executor fails on ``bilinear_interp`` in PIR graphs (it cannot
+    Paddle 3.3.1's oneDNN placement fails on ``bilinear_interp`` in PIR graphs (it cannot
     convert the op's list-of-doubles ``scale`` attribute); the same resize written with
-    ``index_select`` runs under oneDNN and gives the same values (to float rounding).
-    Used while exporting; training and dygraph inference keep the native op.
+    ``index_select`` runs there and gives the same values (to float rounding). Only for
+    ``export.py --resize_op gather``: the default export keeps the native op, and Paddle
+    Inference runs it with oneDNN by skipping that pass (faster, see deploy/paddle_inference).
     """
     previous = _EXPORT_OPTIONS['gather_resize']
     _EXPORT_OPTIONS['gather_resize'] = enabled

@@ -6,16 +6,15 @@ import cv2
 import numpy as np
 from paddle import inference
 
+from paddleseg_ddr.deploy.paddle_inference import apply_config_calls, config_calls
+
 NORMALIZE = [{'type': 'Normalize', 'mean': [0.485, 0.456, 0.406], 'std': [0.229, 0.224, 0.225]}]
 
 
 def predictor(model_dir, onednn=False):
+    """A Paddle Inference predictor configured as the product configures it."""
     config = inference.Config(os.path.join(model_dir, 'model.json'), os.path.join(model_dir, 'model.pdiparams'))
-    config.disable_gpu()
-    if onednn:
-        config.enable_mkldnn()
-    else:
-        config.disable_mkldnn()
+    apply_config_calls(config, config_calls('cpu', enable_mkldnn=onednn))
     return inference.create_predictor(config)
 
 

@@ -62,13 +62,18 @@ def test_infer_matches_dygraph_with_and_without_onednn(tmp_path, weights, val_im
 
 
 def test_onednn_falls_back_on_a_graph_it_cannot_run(tmp_path, weights, val_images, reference, capsys):
-    """Paddle 3.3.1's oneDNN fails on the native bilinear_interp (--resize_op interp): the run
-    says so, continues without oneDNN and gives the same labels."""
-    export_main(['--config', CONFIG, '--model_path', weights, '--save_dir', str(tmp_path / 'inference'),
-                 '--resize_op', 'interp'])
-    infer_main(['--config', str(tmp_path / 'inference'), '--image_path', val_images,
-                '--save_dir', str(tmp_path / 'out'), '--enable_mkldnn', 'True'])
+    """With oneDNN's PIR placement pass, Paddle 3.3.1 fails on bilinear_interp at run time
+    (the reason the product removes that pass): the predictor says so, continues without
+    oneDNN and gives the same labels."""
+    from paddleseg_ddr.deploy import PaddleInferencePredictor, predict_files
+    export_main(['--config', CONFIG, '--model_path', weights, '--save_dir', str(tmp_path / 'inference')])
+    predictor = PaddleInferencePredictor(str(tmp_path / 'inference'), 'cpu', enable_mkldnn=True)
+    assert ('delete_pass', {'pass_name': 'onednn_placement_pass'}) in predictor.calls
+    predictor.calls = [c for c in predictor.calls if c[0] != 'delete_pass']  # Paddle's default placement
+    predictor.predictor = predictor._create(predictor.calls)
+    predict_files(predictor, val_images, str(tmp_path / 'out'))
     assert 'oneDNN cannot run this graph' in capsys.readouterr().out
+    assert not predictor.onednn
     assert_same(labels(tmp_path / 'out'), reference)
 
 
@@ -109,7 +114,7 @@ def test_missing_model_files_are_named(tmp_path, weights, val_images):
 def test_cpu_options():
     assert config_calls('cpu', enable_mkldnn=True, cpu_threads=3) == [
         ('disable_gpu', {}), ('set_cpu_math_library_num_threads', {'cpu_math_library_num_threads': 3}),
-        ('enable_mkldnn', {})]
+        ('enable_mkldnn', {}), ('delete_pass', {'pass_name': 'onednn_placement_pass'})]
     assert config_calls('cpu', enable_mkldnn=False, cpu_threads=1)[-1] == ('disable_mkldnn', {})
     with pytest.raises(UserError, match='need --device gpu'):
         config_calls('cpu', precision='fp16')
