@@ -170,6 +170,11 @@ def _run_inference(predictor, args):
             os.makedirs(os.path.dirname(os.path.abspath(args.save_log_path)), exist_ok=True)
             with open(args.save_log_path, 'a') as f:
                 f.write(line + '\n')
+    return _fail_if_unread(done, failed)
+
+
+def _fail_if_unread(done, failed):
+    """After predict_files: a UserError if some images could not be read, else the count."""
     if failed:
         raise UserError(f'{len(failed)} image(s) could not be read (listed above); {done} predicted.')
     return done
@@ -262,8 +267,6 @@ def export_main(argv=None):
 
 
 def predict_main(argv=None):
-    import os
-
     from .deploy import DygraphPredictor, PaddleInferencePredictor, predict_files
     from .engine import Builder, load_config, load_model_weights
     from .engine.runtime import setup
@@ -289,10 +292,7 @@ def predict_main(argv=None):
             options.update(aug_pred=True, scales=args.scales, flip_horizontal=args.flip_horizontal,
                            flip_vertical=args.flip_vertical)
         predictor = DygraphPredictor(model, cfg.val_dataset_cfg.get('transforms', []), **options)
-    done, failed = predict_files(predictor, args.image_path, args.save_dir, args.save_label_ids)
-    if failed:
-        raise UserError(f'{len(failed)} image(s) could not be read (listed above); {done} predicted.')
-    return done
+    return _fail_if_unread(*predict_files(predictor, args.image_path, args.save_dir, args.save_label_ids))
 
 
 def run(main):

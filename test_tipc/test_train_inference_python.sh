@@ -93,6 +93,22 @@ function run_step() {  # log_file command...: run, keep its output in the log, r
     return ${status}
 }
 
+function func_infer_once() {  # name device_flags benchmark_log|null
+    # One inference run: the device's flags, then the ones every run takes. Reads the
+    # variables of the func_inference loop that calls it (_python, _script, _model_dir,
+    # _img_dir, _log_path, batch_size, precision).
+    local name=$1
+    run_step "${_log_path}/${name}.log" "${_python} ${_script} $2" \
+        "$(func_set_params "${infer_model_key}" "${_model_dir}")" \
+        "$(func_set_params "${batch_size_key}" "${batch_size}")" \
+        "$(func_set_params "${image_dir_key}" "${_img_dir}")" \
+        "$(func_set_params "${benchmark_key}" "${benchmark_value}")" \
+        "$(func_set_params "${precision_key}" "${precision}")" \
+        "$(func_set_params "${save_log_key}" "$3")" \
+        "$(func_set_params "${infer_key1}" "${_log_path}/${name}_results")" \
+        "$(func_set_params "${infer_key2}" "${infer_value2}")"
+}
+
 function func_inference() {  # python script model_dir log_path images
     local _python=$1 _script=$2 _model_dir="$3/deploy.yaml" _log_path=$4 _img_dir=$5
     local device use_mkldnn threads batch_size precision use_trt name
@@ -110,17 +126,9 @@ function func_inference() {  # python script model_dir log_path images
                         for precision in "${precisions[@]}"; do
                             [ "${precision}" != "fp32" ] && continue   # the CPU runs fp32 exports
                             name=python_infer_cpu_usemkldnn_${use_mkldnn}_threads_${threads}_precision_${precision}_batchsize_${batch_size}
-                            run_step "${_log_path}/${name}.log" "${_python} ${_script}" \
-                                "${use_gpu_key}=cpu ${use_mkldnn_key}=${use_mkldnn}" \
-                                "$(func_set_params "${cpu_threads_key}" "${threads}")" \
-                                "$(func_set_params "${infer_model_key}" "${_model_dir}")" \
-                                "$(func_set_params "${batch_size_key}" "${batch_size}")" \
-                                "$(func_set_params "${image_dir_key}" "${_img_dir}")" \
-                                "$(func_set_params "${benchmark_key}" "${benchmark_value}")" \
-                                "$(func_set_params "${precision_key}" "${precision}")" \
-                                "$(func_set_params "${save_log_key}" "${_log_path}/${name}_benchmark.log")" \
-                                "$(func_set_params "${infer_key1}" "${_log_path}/${name}_results")" \
-                                "$(func_set_params "${infer_key2}" "${infer_value2}")"
+                            func_infer_once "${name}" \
+                                "${use_gpu_key}=cpu ${use_mkldnn_key}=${use_mkldnn} $(func_set_params "${cpu_threads_key}" "${threads}")" \
+                                "${_log_path}/${name}_benchmark.log"
                         done
                     done
                 done
@@ -137,15 +145,8 @@ function func_inference() {  # python script model_dir log_path images
                     [ "${precision}" = "fp16" ] && [ "${use_trt}" = "False" ] && continue
                     for batch_size in "${batches[@]}"; do
                         name=python_infer_gpu_usetrt_${use_trt}_precision_${precision}_batchsize_${batch_size}
-                        run_step "${_log_path}/${name}.log" "${_python} ${_script} ${use_gpu_key}=gpu" \
-                            "$(func_set_params "${use_trt_key}" "${use_trt}")" \
-                            "$(func_set_params "${precision_key}" "${precision}")" \
-                            "$(func_set_params "${infer_model_key}" "${_model_dir}")" \
-                            "$(func_set_params "${batch_size_key}" "${batch_size}")" \
-                            "$(func_set_params "${image_dir_key}" "${_img_dir}")" \
-                            "$(func_set_params "${benchmark_key}" "${benchmark_value}")" \
-                            "$(func_set_params "${infer_key1}" "${_log_path}/${name}_results")" \
-                            "$(func_set_params "${infer_key2}" "${infer_value2}")"
+                        func_infer_once "${name}" \
+                            "${use_gpu_key}=gpu $(func_set_params "${use_trt_key}" "${use_trt}")" null
                     done
                 done
             done

@@ -27,5 +27,4 @@ def read_deploy_config(path, required=('model', 'params')):
             raise UserError(f"'{model_dir}' lacks {os.path.basename(deploy[key])}, named in deploy.yaml: export again.")
     deploy.setdefault('transforms', [])
     deploy.setdefault('output_op', 'argmax')
-    deploy['model_dir'] = model_dir
     return deploy

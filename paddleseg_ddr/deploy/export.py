@@ -33,7 +33,7 @@ class InferenceModel(paddle.nn.Layer):
         return logit
 
 
-def export_inference_model(model, save_dir, transforms, input_shape=None, output_op='argmax', resize_op=None,
+def export_inference_model(model, save_dir, transforms, input_shape=None, output_op='argmax', resize_op='interp',
                            onnx=False):
     """Write ``model.json``, ``model.pdiparams`` and ``deploy.yaml`` into ``save_dir``.
 
@@ -45,8 +45,6 @@ def export_inference_model(model, save_dir, transforms, input_shape=None, output
     ``model.onnx`` (paddle2onnx). The directory is written under a temporary name and renamed
     when complete.
     """
-    if resize_op is None:
-        resize_op = 'interp'
     if resize_op not in ('gather', 'interp'):
         raise UserError(f"--resize_op must be 'gather' or 'interp', got '{resize_op}'.")
     if input_shape is not None and (len(input_shape) != 4 or input_shape[1] != 3):

@@ -7,28 +7,26 @@ from .predict import ExportedModelPredictor
 
 
 class OnnxRuntimePredictor(ExportedModelPredictor):
-    """``model.onnx`` next to its ``deploy.yaml`` (or a bare .onnx file with ``transforms``)."""
+    """``model.onnx`` and the ``deploy.yaml`` beside it (``model``: the file, the export
+    directory or its deploy.yaml)."""
 
-    def __init__(self, model, cpu_threads=None, transforms=None):
+    def __init__(self, model, cpu_threads=None):
         try:
             import onnxruntime as ort
         except ImportError as e:
             raise UserError('ONNX inference needs onnxruntime: pip install onnxruntime') from e
         if os.path.isdir(model) or model.endswith(('.yaml', '.yml')):
             deploy = read_deploy_config(model, required=('onnx_model',))
-            onnx_file, transforms, output_op = deploy['onnx_model'], deploy['transforms'], deploy['output_op']
+            onnx_file = deploy['onnx_model']
         else:
             if not os.path.isfile(model):
                 raise UserError(f"--model '{model}' does not exist: give model.onnx or the export directory.")
-            onnx_file, output_op = model, 'argmax'
-            if transforms is None:
-                deploy_file = os.path.join(os.path.dirname(os.path.abspath(model)), 'deploy.yaml')
-                if not os.path.isfile(deploy_file):
-                    raise UserError(f"no deploy.yaml next to '{model}': it records the preprocessing; "
-                                    'export with export.py --format onnx.')
-                deploy = read_deploy_config(deploy_file, required=())
-                transforms, output_op = deploy['transforms'], deploy['output_op']
-        super().__init__(transforms, output_op)
+            deploy_file = os.path.join(os.path.dirname(os.path.abspath(model)), 'deploy.yaml')
+            if not os.path.isfile(deploy_file):
+                raise UserError(f"no deploy.yaml next to '{model}': it records the preprocessing; "
+                                'export with export.py --format onnx.')
+            deploy, onnx_file = read_deploy_config(deploy_file, required=()), model
+        super().__init__(deploy['transforms'], deploy['output_op'])
         options = ort.SessionOptions()
         options.intra_op_num_threads = cpu_threads or len(os.sched_getaffinity(0))
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -1,7 +1,6 @@
 """Running an export with Paddle Inference: CPU (with or without oneDNN), GPU, TensorRT."""
 import os
 
-import numpy as np
 from paddleseg.utils import logger
 
 from ..errors import UserError
@@ -78,9 +77,12 @@ class PaddleInferencePredictor(ExportedModelPredictor):
                                 'of Paddle 3.x or use --device cpu.')
         self.deploy = deploy
         self.calls = config_calls(device, enable_mkldnn, cpu_threads, **options)
-        self.onednn = device == 'cpu' and enable_mkldnn
         self.predictor = self._create(self.calls)
         self.verified = False
+
+    @property
+    def onednn(self):
+        return ('enable_mkldnn', {}) in self.calls
 
     def _create(self, calls):
         from paddle import inference
@@ -111,8 +113,7 @@ class PaddleInferencePredictor(ExportedModelPredictor):
                            'to Paddle Inference without oneDNN (slower).')
             self.calls = [c if c[0] != 'enable_mkldnn' else ('disable_mkldnn', {}) for c in self.calls
                           if c[0] != 'delete_pass']
-            self.onednn = False
             self.predictor = self._create(self.calls)
             out = self._run(batch)
         self.verified = True
-        return np.asarray(out)
+        return out
