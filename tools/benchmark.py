@@ -58,10 +58,10 @@ def engine_runner(engine, args, workdir):
         sys.path.insert(0, os.path.join(ROOT, 'tools', 'reference'))
         from torch_ddrnet import randomized
         torch.set_num_threads(args.cpu_threads)
-        _, model_type = build_model(args.config)
-        if model_type not in TORCH_VARIANTS:
-            raise SystemExit(f'no PyTorch reference for {model_type}')
-        model, tx = randomized(TORCH_VARIANTS[model_type], augment=False), torch.from_numpy(x)
+        # the parent passes the model type: building the Paddle model here would count in torch's memory
+        if args.model_type not in TORCH_VARIANTS:
+            raise SystemExit(f'no PyTorch reference for {args.model_type}')
+        model, tx = randomized(TORCH_VARIANTS[args.model_type], augment=False), torch.from_numpy(x)
 
         def run():
             with torch.no_grad():
@@ -129,8 +129,9 @@ def sgemm_peak(threads, sizes=(2048, 4096)):
     return results
 
 
-def run_engine(engine, args):
+def run_engine(engine, args, model_type):
     cmd = [sys.executable, os.path.abspath(__file__), '--config', args.config, '--child', engine,
+           '--model_type', model_type,
            '--input_shape', *map(str, args.input_shape), '--warmup', str(args.warmup),
            '--repeats', str(args.repeats), '--cpu_threads', str(args.cpu_threads)]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.cpu_threads))
@@ -157,6 +158,7 @@ def main(argv=None):
     p.add_argument('--cpu_threads', type=int, default=len(os.sched_getaffinity(0)))
     p.add_argument('--json', default=None, help='Also write the results here.')
     p.add_argument('--child', default=None, help=argparse.SUPPRESS)
+    p.add_argument('--model_type', default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         return child(args)
@@ -169,7 +171,7 @@ def main(argv=None):
     del model
     peaks = sgemm_peak(args.cpu_threads)
     peak = max(peaks.values())
-    rows = [run_engine(engine, args) for engine in args.engines]
+    rows = [run_engine(engine, args, model_type) for engine in args.engines]
     import numpy as np
     import paddle
     n = args.input_shape[0]
