@@ -16,14 +16,30 @@ def _to_tensors(batch):
     return {k: paddle.to_tensor(v) if isinstance(v, np.ndarray) else v for k, v in batch.items()}
 
 
+def collate(samples):
+    """``default_collate_fn``, except for PaddleSeg's ``trans_info``, which stays per sample.
+
+    ``batch['trans_info'][i]`` is sample i's list of ``[mode, [h, w]]`` with Python ints:
+    what ``paddleseg.core.infer.reverse_transform`` takes for that sample. (The default
+    collate turns a sample's ``('resize', (h, w))`` into ``[('resize',), [array([h]), ...]]``,
+    which ``reverse_transform`` rejects, and a DataLoader's into yet another form.) The same
+    function collates with and without workers, so both give the same batches.
+    """
+    batch = default_collate_fn([{k: v for k, v in s.items() if k != 'trans_info'} for s in samples])
+    if any('trans_info' in s for s in samples):
+        batch['trans_info'] = [[[str(mode), [int(v) for v in shape]] for mode, shape in s.get('trans_info', [])]
+                               for s in samples]
+    return batch
+
+
 def iterate_batches(dataset, batch_indices, num_workers=0, worker_init_fn=None):
     """Yield (indices, batch) for the given lists of sample indices; a batch is a dict of tensors."""
     if num_workers == 0:
         for indices in batch_indices:
-            yield indices, _to_tensors(default_collate_fn([dataset[i] for i in indices]))
+            yield indices, _to_tensors(collate([dataset[i] for i in indices]))
         return
     loader = paddle.io.DataLoader(dataset, batch_sampler=batch_indices, num_workers=num_workers,
-                                  return_list=True, worker_init_fn=worker_init_fn)
+                                  return_list=True, worker_init_fn=worker_init_fn, collate_fn=collate)
     try:
         # The loader comes first in zip so that it runs to its end and stops its workers.
         for data, indices in zip(loader, batch_indices):

@@ -8,9 +8,24 @@ from paddleseg.core.infer import reverse_transform
 from paddleseg.utils import logger
 from tqdm import tqdm
 
+from ..errors import UserError
 from .data import check_labels, iterate_batches
 from .inference import aug_predict, predict_logits
 from .metrics import compute_metrics, confusion_matrix, format_metrics
+
+
+def _undo_transforms(logit, trans_info):
+    """Label map [N, 1, H, W] at each image's size before its val transforms (resize, padding).
+
+    ``trans_info`` is :func:`data.collate`'s: one list of ``[mode, [h, w]]`` per image.
+    """
+    preds = []
+    for row, info in enumerate(trans_info or [[]] * logit.shape[0]):
+        row_logit = logit[row:row + 1]
+        if info:
+            row_logit = reverse_transform(row_logit, info, mode='bilinear')
+        preds.append(paddle.argmax(row_logit, axis=1, keepdim=True))
+    return preds[0] if len(preds) == 1 else paddle.concat(preds)
 
 
 def evaluate(model, dataset, aug_eval=False, scales=1.0, flip_horizontal=False,
@@ -45,12 +60,10 @@ def evaluate(model, dataset, aug_eval=False, scales=1.0, flip_horizontal=False,
                                     is_slide, crop_size, stride)
             else:
                 logit = predict_logits(model, image, is_slide, crop_size, stride)
-            if data.get('trans_info'):
-                logit = reverse_transform(logit, data['trans_info'], mode='bilinear')
-            pred = paddle.argmax(logit, axis=1, keepdim=True)
+            pred = _undo_transforms(logit, data.get('trans_info'))
             if pred.shape[2:] != label.shape[2:]:
-                raise ValueError(f'prediction {pred.shape[2:]} and label {label.shape[2:]} differ in size; '
-                                 'val transforms must not crop (resizing is undone automatically).')
+                raise UserError(f'prediction {pred.shape[2:]} and label {label.shape[2:]} differ in size; '
+                                'val transforms must not crop (resizing and padding are undone automatically).')
             conf += confusion_matrix(pred, label, num_classes, ignore_index)
     if was_training:
         model.train()
@@ -63,5 +76,8 @@ def evaluate(model, dataset, aug_eval=False, scales=1.0, flip_horizontal=False,
     metrics.update(confusion=conf, images=len(dataset))
     if print_detail and rank == 0:
         names = class_names or getattr(dataset, 'CLASS_NAMES', None)
+        # PaddleSeg's summary line (paddleseg/core/val.py), which log parsers expect, then the table.
+        logger.info(f"[EVAL] #Images: {len(dataset)} mIoU: {metrics['miou']:.4f} Acc: {metrics['acc']:.4f} "
+                    f"Kappa: {metrics['kappa']:.4f} Dice: {metrics['mdice']:.4f}")
         logger.info(f'[EVAL] {len(dataset)} images in {time.time() - start:.1f}s\n' + format_metrics(metrics, names))
     return metrics
