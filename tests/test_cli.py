@@ -9,6 +9,7 @@ import numpy as np
 import paddle
 import pytest
 import yaml
+from paddleseg.cvlibs import manager
 
 from paddleseg_ddr.cli import train_main, val_main
 from paddleseg_ddr.errors import UserError
@@ -32,6 +33,28 @@ def tiny_cityscapes(root, label_value=None, n=2):
                         rng.integers(0, 255, (64, 128, 3)).astype(np.uint8))
             cv2.imwrite(os.path.join(root, 'gtFine', stem + '_gtFine_labelTrainIds.png'), label)
     return str(root)
+
+
+class PointwiseSegForTests(paddle.nn.Layer):
+    """A test-only model of 1x1 convolutions: a pixel's logits depend on that pixel alone,
+    so sliding-window and flip evaluation must reproduce the whole-image predictions."""
+
+    def __init__(self, num_classes=19, in_channels=3, hidden=8, **_):  # **_: the base config's DDRNet keys
+        super().__init__()
+        self.conv1 = paddle.nn.Conv2D(in_channels, hidden, 1)
+        self.conv2 = paddle.nn.Conv2D(hidden, num_classes, 1)
+
+    def forward(self, x):
+        return [self.conv2(paddle.nn.functional.relu(self.conv1(x))) * 4.0]
+
+
+manager.MODELS.add_component(PointwiseSegForTests)
+
+
+def pointwise_weights(path, seed=5):
+    paddle.seed(seed)
+    paddle.save(PointwiseSegForTests().state_dict(), str(path))
+    return str(path)
 
 
 def write_config(folder, **dic):
@@ -139,16 +162,30 @@ def test_cli_exits_2_with_message_and_no_traceback(tmp_path):
 
 
 def test_val_modes_from_the_command_line(tmp_path):
+    """A pointwise model gives the same label at every pixel whatever the window or flip, so
+    sliding-window and flip-only (or scale 1.0) evaluation must reproduce the whole-image
+    confusion matrix exactly; a window or flip put back in the wrong place changes it."""
     root = tiny_cityscapes(tmp_path / 'cs')
-    cfg = write_config(tmp_path, **small(root))
-    train_main(['--config', cfg, '--save_dir', str(tmp_path / 'out'), '--save_interval', '1'])
-    weights = str(tmp_path / 'out' / 'iter_1' / 'model.pdparams')
-    base = val_main(['--config', cfg, '--model_path', weights])
-    aug = val_main(['--config', cfg, '--model_path', weights, '--aug_eval', '--scales', '0.75', '1.0', '--flip_horizontal'])
-    slide = val_main(['--config', cfg, '--model_path', weights, '--is_slide', '--crop_size', '64', '64', '--stride', '48', '48'])
-    total = 2 * 64 * 128
-    for m in (base, aug, slide):
-        assert m['confusion'].sum() == total and 0.0 <= m['miou'] <= 1.0
-    assert not np.array_equal(base['confusion'], aug['confusion'])
+    dic = small(root)
+    dic['model'] = {'type': 'PointwiseSegForTests', 'num_classes': 19}
+    cfg = write_config(tmp_path, **dic)
+    weights = pointwise_weights(tmp_path / 'pointwise.pdparams')
+    run = lambda *extra: val_main(['--config', cfg, '--model_path', weights, *extra])
+    base = run()
+    assert base['confusion'].sum() == 2 * 64 * 128 and (base['confusion'].sum(axis=0) > 0).sum() >= 3
+    same = {
+        'slide': run('--is_slide', '--crop_size', '48', '40', '--stride', '32', '24'),
+        'flip': run('--aug_eval', '--flip_horizontal', '--flip_vertical'),
+        'scale 1.0 + flip': run('--aug_eval', '--scales', '1.0', '--flip_horizontal'),
+        'slide + flip': run('--aug_eval', '--flip_horizontal', '--is_slide', '--crop_size', '64', '64',
+                            '--stride', '48', '48'),
+    }
+    for mode, m in same.items():
+        np.testing.assert_array_equal(m['confusion'], base['confusion'], err_msg=mode)
+        assert m['miou'] == base['miou'] and m['acc'] == base['acc'], mode
+    # A real rescale is not pointwise: the options do reach the engine.
+    multi = run('--aug_eval', '--scales', '0.5', '1.0', '--flip_horizontal')
+    assert multi['confusion'].sum() == base['confusion'].sum()
+    assert not np.array_equal(multi['confusion'], base['confusion'])
     with pytest.raises(UserError, match='--is_slide needs --crop_size'):
         val_main(['--config', cfg, '--model_path', weights, '--is_slide'])
