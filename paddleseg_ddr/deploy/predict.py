@@ -137,7 +137,7 @@ class DygraphPredictor:
                 logit = predict_logits(self.model, x, opts.get('is_slide', False), opts.get('crop_size'), opts.get('stride'))
         if data['trans_info']:
             from paddleseg.core.infer import reverse_transform
-            logit = reverse_transform(logit, [data['trans_info']], mode='bilinear')
+            logit = reverse_transform(logit, data['trans_info'], mode='bilinear')  # one image's list
         return logit.argmax(axis=1).numpy()[0].astype(np.uint8)
 
 
