@@ -16,20 +16,20 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')
 
 from paddleseg_ddr.cli import run  # noqa: E402
 from paddleseg_ddr.errors import UserError  # noqa: E402
+from paddleseg_ddr.utils.fileio import save_paddle  # noqa: E402
 
 
 def main(argv=None):
-    import paddle
 
-    from paddleseg_ddr.models import VARIANTS, imagenet_classifier
-    from paddleseg_ddr.models.ddrnet import _variant
+    from paddleseg_ddr.models import create_model, imagenet_classifier, list_variants
     from paddleseg_ddr.models.ddrnet_checkpoints import convert_official, convert_paddleseg
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--src', required=True, help='Official .pth checkpoint (or a PaddleSeg .pdparams with --from).')
     p.add_argument('--from', dest='source', default='official', choices=['official', 'paddleseg_ddrnet23'],
                    help="official: the DDRNet release's .pth; paddleseg_ddrnet23: PaddleSeg's DDRNet_23 weights.")
-    p.add_argument('--model', default=None, choices=sorted(VARIANTS), help='Required for --from official.')
+    ddrnets = [v.name for v in list_variants('DDRNet')]  # the variants with official checkpoints to convert
+    p.add_argument('--model', default=None, choices=ddrnets, help='Required for --from official.')
     p.add_argument('--kind', default='cityscapes', choices=['cityscapes', 'imagenet', 'imagenet_classifier'],
                    help='cityscapes: a trained segmentation model; imagenet: initial weights for segmentation '
                         '(the `pretrained:` of the configs); imagenet_classifier: the ImageNet network itself.')
@@ -42,11 +42,11 @@ def main(argv=None):
         if args.model != 'ddrnet23':
             raise UserError("--from paddleseg_ddrnet23 converts to --model ddrnet23 (PaddleSeg's DDRNet_23).")
     elif args.model is None:
-        raise UserError('--model is required: one of ' + ', '.join(sorted(VARIANTS)) + '.')
+        raise UserError('--model is required: one of ' + ', '.join(ddrnets) + '.')
     if args.kind == 'imagenet_classifier':
         model = imagenet_classifier(args.model, args.num_classes or 1000)
     else:
-        model = _variant(args.model, args.num_classes or 19, aux_head=True)
+        model = create_model(args.model, args.num_classes or 19, aux_head=True)
     convert = convert_paddleseg if args.source == 'paddleseg_ddrnet23' else convert_official
     report = convert(model, args.src)
     if args.kind == 'cityscapes' and any(k.startswith(('layer', 'spp', 'final_layer')) for k in report['left_at_init']):
@@ -56,9 +56,7 @@ def main(argv=None):
     if not any(k.startswith('seghead_extra.') for k in report['loaded']):
         state = {k: v for k, v in state.items() if not k.startswith('seghead_extra.')}
     os.makedirs(os.path.dirname(os.path.abspath(args.dst)), exist_ok=True)
-    tmp = args.dst + '.tmp'
-    paddle.save(state, tmp)
-    os.replace(tmp, args.dst)
+    save_paddle(state, args.dst)  # atomic: a failed save leaves no partial file under --dst
     print(f"loaded {len(report['loaded'])} tensors; left at initialisation {len(report['left_at_init'])}"
           f"{': ' + ', '.join(sorted({k.split('.')[0] for k in report['left_at_init']})) if report['left_at_init'] else ''}; "
           f"dropped {len(report['dropped'])}"

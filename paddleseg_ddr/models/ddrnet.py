@@ -1,7 +1,8 @@
 """DDRNet: Deep Dual-resolution Networks (Hong et al., arXiv:2101.06085).
 
-One definition serves DDRNet-23-slim, DDRNet-23 and DDRNet-39; ``VARIANTS`` holds the
-numbers that tell them apart. Attribute names mirror the official release
+One definition serves DDRNet-23-slim, DDRNet-23 and DDRNet-39; ``ARCH`` holds the
+numbers that tell them apart, and each variant is registered with its published figures
+in :mod:`.variants`. Attribute names mirror the official release
 (``conv1, layer1..5, layer3_, compression3, down3, spp, final_layer, seghead_extra``;
 DDRNet-39 splits stage 3 into ``layer3_1/layer3_2`` with a fusion after each half).
 
@@ -18,11 +19,13 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 from paddleseg.cvlibs import manager
 
-from .layers import DAPPM, BasicBlock, Bottleneck, SegHead, conv_bn, make_stage, resize
+from ..utils.weights import load_pretrained
+from .blocks import DAPPM, BasicBlock, Bottleneck, SegHead, conv_bn, make_stage, resize
+from .variants import Variant, register_variant
 
 # planes: width of the stem; blocks: BasicBlocks per stage 1-4; stage3_parts: fusions in stage 3;
 # spp/head_planes: DAPPM and head widths (segmentation); last_planes: width before the ImageNet classifier.
-VARIANTS = {
+ARCH = {
     'ddrnet23_slim': dict(planes=32, blocks=(2, 2, 2, 2), stage3_parts=1, spp_planes=128, head_planes=64, last_planes=1024),
     'ddrnet23': dict(planes=64, blocks=(2, 2, 2, 2), stage3_parts=1, spp_planes=128, head_planes=128, last_planes=2048),
     'ddrnet39': dict(planes=64, blocks=(3, 4, 6, 3), stage3_parts=2, spp_planes=128, head_planes=256, last_planes=2048),
@@ -98,6 +101,10 @@ class DualTrunk(nn.Layer):
 class DualResNet(DualTrunk):
     """The DDRNet segmentation network.
 
+    Loaders read two class attributes: ``TRAIN_ONLY_PREFIXES`` (layers a deployed checkpoint
+    may lack: the auxiliary head) and ``CLASSIFIER_PREFIXES`` (layers whose shape follows
+    ``num_classes``, dropped when converting weights trained on another class count).
+
     Args:
         num_classes (int): Number of output classes.
         planes (int): Stem width; the high-resolution branch has ``2 * planes`` channels.
@@ -122,6 +129,9 @@ class DualResNet(DualTrunk):
         (when ``aux_head``), each of shape [N, num_classes, H, W] at the input size.
     """
 
+    TRAIN_ONLY_PREFIXES = ('seghead_extra.',)
+    CLASSIFIER_PREFIXES = ('final_layer.conv2.', 'seghead_extra.conv2.')
+
     def __init__(self, num_classes, planes, blocks, stage3_parts, spp_planes, head_planes,
                  in_channels=3, aux_head=True, paddleseg_layout=False, pretrained=None):
         super().__init__(planes, blocks, stage3_parts, in_channels, paddleseg_layout)
@@ -131,7 +141,6 @@ class DualResNet(DualTrunk):
         self.final_layer = SegHead(planes * 4, head_planes, num_classes)
         self.init_weights()
         if pretrained:
-            from ..engine.checkpoint import load_pretrained
             load_pretrained(self, pretrained)
 
     def forward(self, x):
@@ -165,10 +174,10 @@ class DualResNetClassifier(DualTrunk):
 
 
 def _numbers(name, *keys):
-    return {k: VARIANTS[name][k] for k in ('planes', 'blocks', 'stage3_parts') + keys}
+    return {k: ARCH[name][k] for k in ('planes', 'blocks', 'stage3_parts') + keys}
 
 
-def _variant(name, num_classes, **kwargs):
+def _build(name, num_classes, **kwargs):
     return DualResNet(num_classes=num_classes, **_numbers(name, 'spp_planes', 'head_planes'), **kwargs)
 
 
@@ -180,16 +189,26 @@ def imagenet_classifier(name, num_classes=1000):
 @manager.MODELS.add_component
 def DDRNet23Slim(num_classes=19, **kwargs):
     """DDRNet-23-slim (5.7 M parameters). See :class:`DualResNet` for the arguments."""
-    return _variant('ddrnet23_slim', num_classes, **kwargs)
+    return _build('ddrnet23_slim', num_classes, **kwargs)
 
 
 @manager.MODELS.add_component
 def DDRNet23(num_classes=19, **kwargs):
     """DDRNet-23 (20.1 M parameters). See :class:`DualResNet` for the arguments."""
-    return _variant('ddrnet23', num_classes, **kwargs)
+    return _build('ddrnet23', num_classes, **kwargs)
 
 
 @manager.MODELS.add_component
 def DDRNet39(num_classes=19, **kwargs):
     """DDRNet-39 (32.4 M parameters). See :class:`DualResNet` for the arguments."""
-    return _variant('ddrnet39', num_classes, **kwargs)
+    return _build('ddrnet39', num_classes, **kwargs)
+
+
+# Published figures: parameters for 19 classes without the auxiliary head, GMACs at
+# 1024x2048 (paper, Table 4 and the release), Cityscapes mIoU (paper).
+for _name, _factory, _params, _gmacs, _published in (
+        ('ddrnet23_slim', DDRNet23Slim, 5_695_987, 36.3, {'cityscapes_val_miou': 77.8, 'cityscapes_test_miou': 77.4}),
+        ('ddrnet23', DDRNet23, 20_148_947, 143.1, {'cityscapes_val_miou': 79.5, 'cityscapes_test_miou': 79.4}),
+        ('ddrnet39', DDRNet39, 32_360_275, 281.1, {'cityscapes_test_miou': 80.4})):
+    register_variant(Variant(name=_name, family='DDRNet', model_type=_factory.__name__, factory=_factory,
+                             params=_params, gmacs=_gmacs, reference=('torch_ddrnet', _name), published=_published))

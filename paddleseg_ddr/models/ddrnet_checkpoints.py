@@ -15,7 +15,6 @@ import paddle
 from ..errors import UserError
 from .torch_checkpoint import read_torch_checkpoint
 
-CLASSIFIER_PREFIXES = ('down5.', 'last_layer.', 'linear.')
 _BN_RENAMES = (('.running_mean', '._mean'), ('.running_var', '._variance'))
 
 
@@ -53,7 +52,7 @@ def _load_renamed(model, state, path, hint, other_classifier_ok):
         if key not in target:
             dropped.append(key)
         elif list(value.shape) != list(target[key].shape):
-            if other_classifier_ok and key.startswith(('final_layer.conv2', 'seghead_extra.conv2')):
+            if other_classifier_ok and key.startswith(tuple(getattr(model, 'CLASSIFIER_PREFIXES', ()))):
                 dropped.append(key)
             else:
                 mismatched.append(f'{key}: checkpoint {list(value.shape)} vs model {list(target[key].shape)}')

@@ -14,7 +14,7 @@ PUBLISHED = {DDRNet23Slim: 5_695_987, DDRNet23: 20_148_947, DDRNet39: 32_360_275
 @pytest.mark.parametrize('factory', list(PUBLISHED), ids=lambda f: f.__name__)
 def test_parameter_count_matches_paper(factory):
     n = count_parameters(factory(num_classes=19, aux_head=False))
-    assert abs(n - PUBLISHED[factory]) <= 0.001 * PUBLISHED[factory], n
+    assert n == PUBLISHED[factory]
 
 
 def test_aux_head_adds_a_segmentation_head_on_the_high_branch():
@@ -89,9 +89,26 @@ def test_official_layer_names():
 
 
 def test_dappm_pooling_counts_padding_like_pytorch():
-    from paddleseg_ddr.models.layers import DAPPM
+    from paddleseg_ddr.models.blocks import DAPPM
     pools = [layer for layer in DAPPM(8, 4, 8).sublayers() if isinstance(layer, paddle.nn.AvgPool2D)]
     x = paddle.ones([1, 1, 4, 4])
     # count_include_pad: corner value of a 5x5 window over a 4x4 ones map = 9/25
     out = pools[0](x).numpy()
     assert len(pools) == 3 and abs(out[0, 0, 0, 0] - 9 / 25) < 1e-6
+
+
+def test_variant_table_carries_the_published_figures():
+    from paddleseg_ddr.models import create_model, get_variant, list_variants
+    assert [v.model_type for v in list_variants('DDRNet')] == ['DDRNet23Slim', 'DDRNet23', 'DDRNet39']
+    for factory, params in PUBLISHED.items():
+        variant = get_variant(factory.__name__)
+        assert variant.params == params and variant.factory is factory
+        assert get_variant(variant.name) is variant
+    assert type(create_model('ddrnet23_slim', aux_head=False)).TRAIN_ONLY_PREFIXES == ('seghead_extra.',)
+
+
+def test_unknown_variant_suggests_the_close_ones():
+    from paddleseg_ddr.errors import UserError
+    from paddleseg_ddr.models import get_variant
+    with pytest.raises(UserError, match="unknown model variant 'ddrnet23_slm'.*Did you mean 'ddrnet23_slim'"):
+        get_variant('ddrnet23_slm')

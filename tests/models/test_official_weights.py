@@ -2,7 +2,6 @@
 PyTorch re-implementation of the official layout (torch is a test-only dependency)."""
 import collections
 import os
-import sys
 
 import numpy as np
 import paddle
@@ -11,14 +10,10 @@ import pytest
 torch = pytest.importorskip('torch')
 import torch.nn.functional as TF  # noqa: E402
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tools", "reference"))
-from torch_ddrnet import randomized  # noqa: E402
+import convert_weights  # noqa: E402  (tools/, on pytest's pythonpath)
+from torch_ddrnet import randomized  # noqa: E402  (tools/reference/)
 
-from paddleseg_ddr.models.ddrnet import _variant  # noqa: E402
-
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
-sys.path.insert(0, os.path.join(ROOT, 'tools'))
-import convert_weights  # noqa: E402
+from paddleseg_ddr.models import create_model  # noqa: E402
 
 SIZES = [(128, 256), (200, 328)]  # the second is not a multiple of 64
 
@@ -59,7 +54,7 @@ def test_converted_cityscapes_weights_give_the_official_logits(tmp_path, name, a
         report = convert_weights.main(['--src', path, '--model', name, '--kind', 'cityscapes', '--dst', dst])
         assert report['dropped'] == [] and all(k.startswith('seghead_extra') for k in report['left_at_init']) \
             and bool(report['left_at_init']) != augment, form
-        model = _variant(name, 19, aux_head=augment)
+        model = create_model(name, 19, aux_head=augment)
         model.set_state_dict(paddle.load(dst))
         model.eval()
         for x, ref in zip(inputs, expected):
@@ -125,7 +120,7 @@ def test_parity_holds_through_the_exported_graph(tmp_path):
     torch.save({'state_dict': reference.state_dict()}, src)
     dst = str(tmp_path / 'converted.pdparams')
     convert_weights.main(['--src', src, '--model', 'ddrnet23_slim', '--dst', dst])
-    model = _variant('ddrnet23_slim', 19)
+    model = create_model('ddrnet23_slim', 19)
     model.set_state_dict(paddle.load(dst))
     out_dir = export_inference_model(model, str(tmp_path / 'inference'), [], output_op='none')
     config = inference.Config(os.path.join(out_dir, 'model.json'), os.path.join(out_dir, 'model.pdiparams'))

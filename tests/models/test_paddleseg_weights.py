@@ -1,15 +1,11 @@
 """PaddleSeg's built-in DDRNet_23 -> DDRNet23: the same logits (both are Paddle; no torch)."""
-import os
-import sys
 
 import numpy as np
 import paddle
 from paddleseg.models import DDRNet_23
 
 from paddleseg_ddr.models import DDRNet23
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', 'tools'))
-import convert_weights  # noqa: E402
+import convert_weights  # tools/, on pytest's pythonpath
 
 
 def randomize_bn(model):

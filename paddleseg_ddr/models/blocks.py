@@ -1,66 +1,25 @@
-"""Building blocks of the DDRNet family: residual blocks, DAPPM and the segmentation head.
+"""Family-neutral building blocks: conv+BN units, residual blocks, stages, the DAPPM pyramid
+pooling module and the segmentation head. DDRNet uses them today; RDRNet and PIDNet reuse
+them instead of copying (PaddleSeg copies BasicBlock/DAPPM into each family).
 
-Sub-layer names and ``nn.Sequential`` indices follow the official release
-(github.com/ydhongHIT/DDRNet) so that its checkpoints load by renaming BN buffers only.
-Batch-norm defaults (momentum 0.9, epsilon 1e-5) are Paddle's spelling of PyTorch's
-(momentum 0.1, epsilon 1e-5) used in the official training.
+Sub-layer names and ``nn.Sequential`` indices follow the official DDRNet release
+(github.com/ydhongHIT/DDRNet), which PIDNet and RDRNet keep, so released checkpoints load by
+renaming BN buffers only. Batch-norm defaults (momentum 0.9, epsilon 1e-5) are Paddle's
+spelling of PyTorch's (momentum 0.1, epsilon 1e-5) used in the official trainings.
+
+Blocks that hold a convolution followed by a batch norm fold the pair for deployment in
+their own ``reparameterize()``; :func:`.reparameterize.reparameterize` walks a network and
+calls them.
 """
-import contextlib
-
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-
-# A mutable holder, not a plain global: Paddle's to_static converts a function once and keeps
-# a snapshot of its module's globals, so a rebound global would be frozen at its first value.
-_EXPORT_OPTIONS = {'gather_resize': False}
-
-
-@contextlib.contextmanager
-def gather_resize_for_export(enabled=True):
-    """Trace :func:`resize` as gathers and multiply-adds instead of ``bilinear_interp``.
-
-    Paddle 3.3.1's oneDNN placement fails on ``bilinear_interp`` in PIR graphs (it cannot
-    convert the op's list-of-doubles ``scale`` attribute); the same resize written with
-    ``index_select`` runs there and gives the same values (to float rounding). Only for
-    ``export.py --resize_op gather``: the default export keeps the native op, and Paddle
-    Inference runs it with oneDNN by skipping that pass (faster, see deploy/paddle_inference).
-    """
-    previous = _EXPORT_OPTIONS['gather_resize']
-    _EXPORT_OPTIONS['gather_resize'] = enabled
-    try:
-        yield
-    finally:
-        _EXPORT_OPTIONS['gather_resize'] = previous
-
-
-def _source_index(in_size, out_size):
-    """Per output index along one axis: the two source indices and the weight of the second
-    (align_corners=False: src = (dst + 0.5) * in / out - 0.5, clamped at 0)."""
-    in_size = paddle.cast(in_size if isinstance(in_size, paddle.Tensor) else paddle.to_tensor(in_size), 'int64')
-    out_size = paddle.cast(out_size if isinstance(out_size, paddle.Tensor) else paddle.to_tensor(out_size), 'int64')
-    src = (paddle.arange(out_size, dtype='float32') + 0.5) * (paddle.cast(in_size, 'float32') / paddle.cast(out_size, 'float32')) - 0.5
-    src = paddle.clip(src, min=0.0)
-    first = paddle.floor(src)
-    weight = src - first
-    first = paddle.minimum(paddle.cast(first, 'int64'), in_size - 1)
-    return first, paddle.minimum(first + 1, in_size - 1), weight
-
-
-def _gather_resize(x, size):
-    shape = paddle.shape(x)
-    for axis, (in_size, out_size) in ((2, (shape[2], size[0])), (3, (shape[3], size[1]))):
-        first, second, weight = _source_index(in_size, out_size)
-        weight = weight.reshape([1, 1, -1, 1] if axis == 2 else [1, 1, 1, -1])
-        x = paddle.index_select(x, first, axis=axis) * (1 - weight) + paddle.index_select(x, second, axis=axis) * weight
-    return x
+from .reparameterize import fold_conv_bn
 
 
 def resize(x, size):
-    """Bilinear resize with ``align_corners=False``, as everywhere in the official model."""
-    if _EXPORT_OPTIONS['gather_resize']:
-        return _gather_resize(x, size)
+    """Bilinear resize with ``align_corners=False``, as everywhere in the official models."""
     return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
 
 
@@ -73,7 +32,7 @@ def conv_bn(in_channels, out_channels, kernel_size, stride=1, padding=None):
 
 
 def bn_relu_conv(in_channels, out_channels, kernel_size, pool=None):
-    """Pre-activation unit of DAPPM: [pool] - BN - ReLU - conv."""
+    """Pre-activation unit of DAPPM: [pool] - BN - ReLU - conv (the BN cannot be folded)."""
     layers = [] if pool is None else [pool]
     layers += [
         nn.BatchNorm2D(in_channels), nn.ReLU(),
@@ -103,9 +62,13 @@ class BasicBlock(nn.Layer):
         out = out + shortcut
         return out if self.no_relu else F.relu(out)
 
+    def reparameterize(self):
+        self.bn1 = fold_conv_bn(self.conv1, self.bn1)
+        self.bn2 = fold_conv_bn(self.conv2, self.bn2)
+
 
 class Bottleneck(nn.Layer):
-    """1x1 - 3x3 - 1x1 residual block with expansion 2 (stage 5 of DDRNet).
+    """1x1 - 3x3 - 1x1 residual block with expansion 2 (stage 5 of DDRNet, PIDNet's).
 
     The official Bottleneck defaults to ``no_relu=True``, and stage 5 keeps that default.
     """
@@ -130,48 +93,66 @@ class Bottleneck(nn.Layer):
         out = out + shortcut
         return out if self.no_relu else F.relu(out)
 
+    def reparameterize(self):
+        self.bn1 = fold_conv_bn(self.conv1, self.bn1)
+        self.bn2 = fold_conv_bn(self.conv2, self.bn2)
+        self.bn3 = fold_conv_bn(self.conv3, self.bn3)
 
-def make_stage(block, in_channels, channels, num_blocks, stride=1):
-    """A sequence of residual blocks; as in the official code, the last of several
-    blocks has no final ReLU (the caller applies it where the next stage needs it)."""
+
+def make_stage(block, in_channels, channels, num_blocks, stride=1, last_relu=False):
+    """A sequence of ``num_blocks`` residual blocks of type ``block``.
+
+    As in the official DDRNet and PIDNet code the last of several blocks has no final ReLU
+    (the caller applies it where the next stage needs it); ``last_relu=True`` keeps it.
+    A strided or widening first block gets a 1x1 conv+BN shortcut.
+    """
     out_channels = channels * block.expansion
     downsample = None
     if stride != 1 or in_channels != out_channels:
         downsample = conv_bn(in_channels, out_channels, 1, stride)
     blocks = [block(in_channels, channels, stride, downsample)]
     for i in range(1, num_blocks):
-        blocks.append(block(out_channels, channels, no_relu=(i == num_blocks - 1)))
+        blocks.append(block(out_channels, channels, no_relu=(i == num_blocks - 1 and not last_relu)))
     return nn.Sequential(*blocks)
 
 
 class DAPPM(nn.Layer):
-    """Deep Aggregation Pyramid Pooling Module.
+    """Deep Aggregation Pyramid Pooling Module (DDRNet; PIDNet-L).
 
-    Five scales (identity, avg-pool k5/s2, k9/s4, k17/s8, global), each fused
-    hierarchically with the previous one by a 3x3 conv, then compressed and added
-    to a 1x1 shortcut. Average pooling counts the zero padding (PyTorch's default,
-    ``exclusive=False`` in Paddle), which the released weights were trained with;
-    PaddleSeg's DDRNet_23 excludes it (``pool_exclusive=True``).
+    Scales: identity, one average pooling per ``pools`` entry (kernel, stride) and global
+    pooling. Each pooled scale is resized back and fused hierarchically with the previous
+    one by a 3x3 conv; the five are concatenated, compressed and added to a 1x1 shortcut.
+    Average pooling counts the zero padding (PyTorch's default, ``exclusive=False`` in
+    Paddle), which the released weights were trained with; PaddleSeg's DDRNet_23 excludes it
+    (``pool_exclusive=True``).
+
+    Args:
+        in_channels (int): Input channels.
+        branch_channels (int): Width of each scale.
+        out_channels (int): Output channels.
+        pools (tuple): (kernel, stride) of the average poolings between identity and global.
+            Default: DDRNet's ((5, 2), (9, 4), (17, 8)).
+        pool_exclusive (bool): Exclude the padding from the averages. Default: False.
     """
 
-    POOLS = ((5, 2), (9, 4), (17, 8))
-
-    def __init__(self, in_channels, branch_channels, out_channels, pool_exclusive=False):
+    def __init__(self, in_channels, branch_channels, out_channels, pools=((5, 2), (9, 4), (17, 8)),
+                 pool_exclusive=False):
         super().__init__()
+        self.num_scales = len(pools) + 2
         self.scale0 = bn_relu_conv(in_channels, branch_channels, 1)
-        for i, (kernel, stride) in enumerate(self.POOLS, start=1):
+        for i, (kernel, stride) in enumerate(pools, start=1):
             pool = nn.AvgPool2D(kernel, stride, kernel // 2, exclusive=pool_exclusive)
             setattr(self, f'scale{i}', bn_relu_conv(in_channels, branch_channels, 1, pool))
-        self.scale4 = bn_relu_conv(in_channels, branch_channels, 1, nn.AdaptiveAvgPool2D(1))
-        for i in range(1, 5):
+        setattr(self, f'scale{len(pools) + 1}', bn_relu_conv(in_channels, branch_channels, 1, nn.AdaptiveAvgPool2D(1)))
+        for i in range(1, self.num_scales):
             setattr(self, f'process{i}', bn_relu_conv(branch_channels, branch_channels, 3))
-        self.compression = bn_relu_conv(branch_channels * 5, out_channels, 1)
+        self.compression = bn_relu_conv(branch_channels * self.num_scales, out_channels, 1)
         self.shortcut = bn_relu_conv(in_channels, out_channels, 1)
 
     def forward(self, x):
         size = paddle.shape(x)[2:]
         outs = [self.scale0(x)]
-        for i in range(1, 5):
+        for i in range(1, self.num_scales):
             scaled = resize(getattr(self, f'scale{i}')(x), size)
             outs.append(getattr(self, f'process{i}')(scaled + outs[-1]))
         return self.compression(paddle.concat(outs, axis=1)) + self.shortcut(x)
@@ -190,3 +171,7 @@ class SegHead(nn.Layer):
     def forward(self, x):
         x = self.conv1(F.relu(self.bn1(x)))
         return self.conv2(F.relu(self.bn2(x)))
+
+    def reparameterize(self):
+        # bn1 acts before a ReLU on the head's input and stays; bn2 follows conv1 directly.
+        self.bn2 = fold_conv_bn(self.conv1, self.bn2)

@@ -1,0 +1,80 @@
+"""Conv+BN folding for deployment: checked against NumPy arithmetic for one pair, and against
+the unfused network (the same weights, eval mode) for whole DDRNets."""
+import numpy as np
+import paddle
+import pytest
+
+from paddleseg_ddr.models import create_model, list_variants, reparameterize
+from paddleseg_ddr.models.blocks import BasicBlock
+from paddleseg_ddr.models.reparameterize import fold_conv_bn
+
+
+def randomize_bn(model, seed=0):
+    """BN statistics and affine terms far from identity, so a missed or wrong fold shows."""
+    rng = np.random.default_rng(seed)
+    for layer in model.sublayers():
+        if isinstance(layer, paddle.nn.BatchNorm2D):
+            n = layer.weight.shape[0]
+            for p, lo, hi in ((layer.weight, 0.5, 1.5), (layer.bias, -0.3, 0.3),
+                              (layer._mean, -0.3, 0.3), (layer._variance, 0.5, 2.0)):
+                p.set_value(rng.uniform(lo, hi, n).astype('float32'))
+
+
+@pytest.mark.parametrize('bias', [False, True])
+def test_fold_matches_numpy(bias):
+    paddle.seed(1)
+    conv = paddle.nn.Conv2D(3, 4, 3, stride=2, padding=1, bias_attr=None if bias else False)
+    bn = paddle.nn.BatchNorm2D(4, epsilon=1e-3)
+    seq = paddle.nn.Sequential(conv, bn)
+    randomize_bn(seq)
+    seq.eval()
+    w = conv.weight.numpy().astype(np.float64)
+    b = conv.bias.numpy().astype(np.float64) if bias else np.zeros(4)
+    gamma, beta, mean, var = (t.numpy().astype(np.float64) for t in (bn.weight, bn.bias, bn._mean, bn._variance))
+    scale = gamma / np.sqrt(var + 1e-3)
+    x = paddle.randn([2, 3, 9, 11])
+    with paddle.no_grad():
+        ref = seq(x).numpy()
+    replacement = fold_conv_bn(conv, bn)
+    assert isinstance(replacement, paddle.nn.Identity)
+    np.testing.assert_allclose(conv.weight.numpy(), w * scale[:, None, None, None], rtol=1e-6)
+    np.testing.assert_allclose(conv.bias.numpy(), (b - mean) * scale + beta, rtol=1e-5, atol=1e-7)
+    with paddle.no_grad():
+        np.testing.assert_allclose(conv(x).numpy(), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_block_folds_itself_and_keeps_its_function():
+    paddle.seed(2)
+    block = BasicBlock(8, 8)
+    randomize_bn(block)
+    block.eval()
+    x = paddle.randn([1, 8, 12, 12])
+    with paddle.no_grad():
+        ref = block(x).numpy()
+        block.reparameterize()
+        out = block(x).numpy()
+    assert not any(isinstance(l, paddle.nn.BatchNorm2D) for l in block.sublayers())
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('name', [v.name for v in list_variants('DDRNet')])
+def test_whole_network_same_logits_fewer_layers(name):
+    paddle.seed(0)
+    model = create_model(name, num_classes=19, aux_head=True)
+    randomize_bn(model)
+    model.eval()
+    x = paddle.randn([1, 3, 96, 160])
+    with paddle.no_grad():
+        ref = model(x)[0].numpy()
+    before = sum(isinstance(l, paddle.nn.BatchNorm2D) for l in model.sublayers())
+    reparameterize(model)
+    after = [l for l in model.sublayers() if isinstance(l, paddle.nn.BatchNorm2D)]
+    # Only pre-activation BNs stay: DAPPM's 11 units and each head's input BN (main + aux).
+    assert len(after) == 11 + 2, (before, len(after))
+    with paddle.no_grad():
+        out = model(x)[0].numpy()
+    assert np.abs(out - ref).max() <= 1e-5 * np.abs(ref).max()
+    # idempotent
+    reparameterize(model)
+    with paddle.no_grad():
+        np.testing.assert_array_equal(model(x)[0].numpy(), out)
