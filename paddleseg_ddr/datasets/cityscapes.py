@@ -12,10 +12,27 @@ from paddleseg.cvlibs import manager
 from paddleseg.datasets import Cityscapes
 
 from ..errors import UserError
+from .metainfo import DatasetMeta
 
-CLASS_NAMES = ('road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light',
-               'traffic sign', 'vegetation', 'terrain', 'sky', 'person', 'rider', 'car',
-               'truck', 'bus', 'train', 'motorcycle', 'bicycle')
+PREPARE = ("Download leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip from cityscapes-dataset.com, "
+           "unzip both into dataset_root, then run `python tools/convert_cityscapes.py --dataset_root <root>`; "
+           "or make the bundled mini dataset with `python tools/make_mini_cityscapes.py`.")
+
+
+def _metainfo():
+    """The 19 training classes with their official colours and ids, from the Cityscapes
+    team's own label table (cityscapesscripts)."""
+    from cityscapesscripts.helpers.labels import trainId2label
+    labels = [trainId2label[i] for i in range(19)]
+    return DatasetMeta(
+        classes=tuple(label.name for label in labels), palette=tuple(tuple(label.color) for label in labels),
+        ignore_index=255, label_ids=tuple(label.id for label in labels), prepare=PREPARE,
+        label_hint='Cityscapes training needs *_gtFine_labelTrainIds.png, not the raw labelIds: make them '
+                   'with `python tools/convert_cityscapes.py --dataset_root <root>`.')
+
+
+METAINFO = _metainfo()
+CLASS_NAMES = METAINFO.classes
 
 IMAGE_SUFFIX = '_leftImg8bit.png'
 LABEL_SUFFIX = '_gtFine_labelTrainIds.png'
@@ -45,7 +62,8 @@ class DDRCityscapes(Cityscapes):
         mode (str, optional): 'train', 'val' or 'test'. Default: 'train'.
         edge (bool, optional): Also return edge maps (PaddleSeg option). Default: False.
     """
-    CLASS_NAMES = CLASS_NAMES
+    METAINFO = METAINFO
+    CLASS_NAMES = METAINFO.classes
 
     def __init__(self, transforms, dataset_root, mode='train', edge=False):
         mode = str(mode).lower()
@@ -56,10 +74,7 @@ class DDRCityscapes(Cityscapes):
             if not os.path.isdir(os.path.join(root, sub, mode)):
                 raise UserError(
                     f"Cityscapes not found: expected the folder '{os.path.join(root, sub, mode)}' "
-                    f"(dataset_root '{dataset_root}'). Download leftImg8bit_trainvaltest.zip and "
-                    "gtFine_trainvaltest.zip from cityscapes-dataset.com, unzip both into dataset_root, "
-                    "then run `python tools/convert_cityscapes.py --dataset_root <root>`; or make the "
-                    "bundled mini dataset with `python tools/make_mini_cityscapes.py`.")
+                    f"(dataset_root '{dataset_root}'). {PREPARE}")
         super().__init__(transforms, root, mode=mode, edge=edge)
 
         images = _list_split(os.path.join(root, 'leftImg8bit', mode), IMAGE_SUFFIX)

@@ -9,6 +9,7 @@ import numpy as np
 import paddle
 from paddle.io.dataloader.collate import default_collate_fn
 
+from ..datasets.metainfo import dataset_meta
 from ..errors import UserError
 
 
@@ -65,5 +66,4 @@ def check_labels(label, indices, dataset):
             where = f"'{files[index][1]}'" if files else f'sample {index}'
             raise UserError(
                 f'label file {where} holds values {values} outside [0, {num_classes}) that are not '
-                f'the ignore index {ignore}. For Cityscapes, training needs *_gtFine_labelTrainIds.png, '
-                'not the raw labelIds: make them with `python tools/convert_cityscapes.py --dataset_root <root>`.')
+                f'the ignore index {ignore}. {dataset_meta(dataset).label_hint}'.rstrip())

@@ -8,6 +8,7 @@ from paddleseg.core.infer import reverse_transform
 from paddleseg.utils import logger
 from tqdm import tqdm
 
+from ..datasets.metainfo import dataset_meta
 from ..errors import UserError
 from .data import check_labels, iterate_batches
 from .inference import aug_predict, predict_logits
@@ -75,7 +76,7 @@ def evaluate(model, dataset, aug_eval=False, scales=1.0, flip_horizontal=False,
     metrics = compute_metrics(conf)
     metrics.update(confusion=conf, images=len(dataset))
     if print_detail and rank == 0:
-        names = class_names or getattr(dataset, 'CLASS_NAMES', None)
+        names = class_names or list(dataset_meta(dataset).classes)
         # PaddleSeg's summary line (paddleseg/core/val.py), which log parsers expect, then the table.
         logger.info(f"[EVAL] #Images: {len(dataset)} mIoU: {metrics['miou']:.4f} Acc: {metrics['acc']:.4f} "
                     f"Kappa: {metrics['kappa']:.4f} Dice: {metrics['mdice']:.4f}")
