@@ -5,13 +5,10 @@
 """
 import argparse
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))
-
-from paddleseg_ddr.cli import run  # noqa: E402
-from paddleseg_ddr.datasets import convert_cityscapes  # noqa: E402
+from paddleseg_ddr.cli import run
+from paddleseg_ddr.datasets import convert_cityscapes
 
 
 def main():

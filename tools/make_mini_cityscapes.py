@@ -3,14 +3,10 @@
     python tools/make_mini_cityscapes.py --root data/mini_cityscapes [--num_train 40 --num_val 10 --width 512 --height 256]
 """
 import argparse
-import os
-import sys
 import time
 
-sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))
-
-from paddleseg_ddr.cli import run  # noqa: E402
-from paddleseg_ddr.datasets import generate_mini_cityscapes  # noqa: E402
+from paddleseg_ddr.cli import run
+from paddleseg_ddr.datasets import generate_mini_cityscapes
 
 
 def main():

@@ -5,13 +5,10 @@ on it, evaluate the best checkpoint and print the per-class table.
 """
 import argparse
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))
-
-from paddleseg_ddr.cli import run, train_main, val_main  # noqa: E402
-from paddleseg_ddr.datasets import generate_mini_cityscapes  # noqa: E402
+from paddleseg_ddr.cli import run, train_main, val_main
+from paddleseg_ddr.datasets import generate_mini_cityscapes
 
 CONFIG = os.path.join(os.path.dirname(__file__), '..', 'configs', 'quickstart', 'ddrnet23_slim_mini_cityscapes.yml')
 

@@ -2,12 +2,8 @@
 python deploy/python/infer.py --config output/inference/deploy.yaml --image_path <image|folder|list> \
     --device cpu --enable_mkldnn True --cpu_threads 2 --save_dir output/infer [--benchmark True]
 python deploy/python/infer.py ... --device gpu --use_trt True --precision fp16"""
-import os
-import sys
 
-sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..')))
-
-from paddleseg_ddr.cli import infer_main, run  # noqa: E402
+from paddleseg_ddr.cli import infer_main, run
 
 if __name__ == '__main__':
     run(infer_main)

@@ -1,5 +1,6 @@
 from .builder import Builder, load_config
-from .checkpoint import load_model_weights, load_pretrained, save_checkpoint
+from ..utils.weights import load_model_weights, load_pretrained
+from .checkpoint import save_checkpoint
 from .evaluate import evaluate
 from .metrics import compute_metrics, confusion_matrix, format_metrics
 from .train import train

@@ -45,7 +45,7 @@ def _check_types(node, registries, where):
             if node['type'] not in names:
                 raise UserError(f"{where}: type '{node['type']}' is not registered.{_suggest(str(node['type']), names)} "
                                 f"Registered: {', '.join(names)}."
-                                + (" (The DDRNet models are registered by `import paddleseg_ddr`.)" if where == 'model' else ''))
+                                + (" (The project's models are registered by `import paddleseg_ddr`.)" if where == 'model' else ''))
         for key, value in node.items():
             regs = [TRANSFORM_REGISTRY] if key == 'transforms' else registries
             _check_types(value, regs, f'{where}.{key}')
