@@ -36,9 +36,11 @@ function func_parser_params() {   # "key:mode1=v1|mode2=v2" -> the value for ${M
 }
 
 FAILED_STEPS=0
+STEPS_RUN=0   # every command status_check records; a run with none has tested nothing
 
 function status_check() {         # exit_code command results_log model_name
     local last_status=$1 run_command=$2 run_log=$3 model_name=$4
+    STEPS_RUN=$((STEPS_RUN + 1))
     if [ "${last_status}" -eq 0 ]; then
         echo -e "\033[33m Run successfully with command - ${model_name} - ${run_command}!  \033[0m" | tee -a "${run_log}"
     else

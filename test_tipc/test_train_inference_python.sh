@@ -3,7 +3,9 @@
 #   bash test_tipc/test_train_inference_python.sh test_tipc/configs/ddrnet23_slim/train_infer_python.txt lite_train_lite_infer
 # Every command is logged as "Run successfully with command - ..." or "Run failed with
 # command - ..." in test_tipc/output/<model>/results_python.log; each step's own output goes
-# to test_tipc/output/<model>/<mode>/*.log. Exits non-zero if any step failed.
+# to test_tipc/output/<model>/<mode>/*.log. Exits 1 if any step failed or if no step ran at
+# all (every trainer null, every gpu_list entry a GPU on a machine without one), 2 on a
+# config it cannot read (unknown mode, too few lines, a trainer name the config lacks).
 FILENAME=$(realpath "$1")
 MODE=$2
 cd "$(dirname "$0")/.."
@@ -39,8 +41,18 @@ train_model_name=$(func_parser_value "${lines[10]}")
 train_infer_img_dir=$(func_parser_value "${lines[11]}")
 train_param_key1=$(func_parser_key "${lines[12]}")
 train_param_value1=$(func_parser_value "${lines[12]}")
+# trainers: "trainer:" (line 14) names the ones to run, '|'-separated; as in PaddleSeg, a
+# trainer's name is the key of its line (15 norm_train, 16 pact_train, 17 fpgm_train,
+# 18 distill_train, 19 and 20 free), its command the value, and its export the value 14
+# lines below (29 norm_export, 30 quant_export, 31 fpgm_export, 32 distill_export, 33, 34).
+# "norm" is accepted for the line-15 trainer (PaddleSeg runs any unknown name as that one).
 trainer_list=$(func_parser_value "${lines[14]}")
-norm_trainer=$(func_parser_value "${lines[15]}")
+trainer_keys=() trainer_cmds=() trainer_exports=()
+for i in 15 16 17 18 19 20; do
+    trainer_keys+=("$(func_parser_key "${lines[$i]}")")
+    trainer_cmds+=("$(func_parser_value "${lines[$i]}")")
+    trainer_exports+=("$(func_parser_value "${lines[$((i + 14))]}")")
+done
 # eval_params
 eval_py=$(func_parser_value "${lines[23]}")
 eval_key1=$(func_parser_key "${lines[24]}")
@@ -48,7 +60,6 @@ eval_value1=$(func_parser_value "${lines[24]}")
 # export_params
 save_infer_key=$(func_parser_key "${lines[27]}")
 export_weight_key=$(func_parser_key "${lines[28]}")
-norm_export=$(func_parser_value "${lines[29]}")
 # infer_params
 infer_model=$(func_parser_value "${lines[36]}")
 infer_export=$(func_parser_value "${lines[37]}")
@@ -81,6 +92,24 @@ mkdir -p "${LOG_PATH}"
 status_log=${OUTPUT}/results_python.log
 echo "------------------------ ${MODE} ------------------------" >> "${status_log}"
 if has_gpu "${python}"; then GPU_PRESENT=1; else GPU_PRESENT=0; fi
+SKIPPED=()   # what was not run, and why: repeated when nothing ran at all
+
+function skip() {  # message: say what is not run; kept for the summary
+    echo "skip $*"
+    SKIPPED+=("$*")
+}
+
+function trainer_index() {  # name -> index into trainer_keys (0 = line 15); 1 if the config has no such trainer
+    local name=$1 i
+    [ "${name}" = "norm" ] && name=${trainer_keys[0]}
+    for i in "${!trainer_keys[@]}"; do
+        if [ "${trainer_keys[$i]}" != "null" ] && [ "${trainer_keys[$i]}" = "${name}" ]; then
+            echo "${i}"
+            return 0
+        fi
+    done
+    return 1
+}
 
 function run_step() {  # log_file command...: run, keep its output in the log, record the status
     local log=$1; shift
@@ -135,7 +164,7 @@ function func_inference() {  # python script model_dir log_path images
             done
         elif [ "${device}" = "gpu" ] || [ "${device}" = "True" ]; then
             if [ ${GPU_PRESENT} -eq 0 ]; then
-                echo "skip GPU inference of ${model_name}: no GPU visible to Paddle on this machine"
+                skip "GPU inference of ${model_name}: no GPU visible to Paddle on this machine"
                 continue
             fi
             for use_trt in "${trts[@]}"; do
@@ -151,26 +180,38 @@ function func_inference() {  # python script model_dir log_path images
                 done
             done
         else
-            echo "unsupported inference device '${device}' (cpu or gpu)"
+            skip "inference on '${device}': unsupported device (cpu or gpu)"
         fi
     done
 }
 
 if [ "${MODE}" = "whole_infer" ]; then
     # no training: export the weights prepare.sh put at infer_model, then infer
-    export_dir=${LOG_PATH}/inference
-    if [ ! -f "${infer_model}" ]; then
-        echo "no weights at ${infer_model}: run test_tipc/prepare.sh ${1} whole_infer first" >&2
+    if [ "${infer_export}" = "null" ]; then   # PaddleSeg: infer_model is an export already
+        export_dir=${infer_model}
+    else
+        export_dir=${LOG_PATH}/inference
+        if [ ! -f "${infer_model}" ]; then
+            echo "no weights at ${infer_model}: run test_tipc/prepare.sh ${1} whole_infer first" >&2
+        fi
+        run_step "${LOG_PATH}/export.log" "${python} ${infer_export}" \
+            "$(func_set_params "${export_weight_key}" "${infer_model}")" \
+            "$(func_set_params "${save_infer_key}" "${export_dir}")"
     fi
-    run_step "${LOG_PATH}/export.log" "${python} ${infer_export}" \
-        "$(func_set_params "${export_weight_key}" "${infer_model}")" \
-        "$(func_set_params "${save_infer_key}" "${export_dir}")"
     func_inference "${python}" "${inference_py}" "${export_dir}" "${LOG_PATH}" "${infer_img_dir}"
 else
+    IFS='|' read -ra trainers <<< "${trainer_list}"
+    for trainer in "${trainers[@]}"; do
+        if ! trainer_index "${trainer}" > /dev/null; then
+            known=$(printf '%s\n' "${trainer_keys[@]}" | grep -vx null | paste -sd' ')
+            echo "${FILENAME}: trainer '${trainer}' (line 15 of the file, 'trainer:') is not one of this config's trainers" \
+                 "(the keys of its lines 16-21: ${known}; PaddleSeg's are norm_train, pact_train, fpgm_train, distill_train)" >&2
+            exit 2
+        fi
+    done
     IFS='|' read -ra gpus <<< "${gpu_list}"
     IFS='|' read -ra use_gpu_values <<< "${train_use_gpu_value}"
     IFS='|' read -ra autocasts <<< "${autocast_list}"
-    IFS='|' read -ra trainers <<< "${trainer_list}"
     for i in "${!gpus[@]}"; do
         gpu=${gpus[$i]}
         train_use_gpu=${use_gpu_values[$i]:-null}
@@ -178,7 +219,7 @@ else
             launch=""
             export CUDA_VISIBLE_DEVICES=""
         elif [ ${GPU_PRESENT} -eq 0 ]; then
-            echo "skip gpu_list entry '${gpu}' of ${model_name}: no GPU visible to Paddle on this machine"
+            skip "gpu_list entry '${gpu}' of ${model_name}: no GPU visible to Paddle on this machine"
             continue
         elif [[ "${gpu}" == *,* ]]; then
             launch="-m paddle.distributed.launch --gpus=${gpu}"
@@ -189,9 +230,15 @@ else
         fi
         for autocast in "${autocasts[@]}"; do
             for trainer in "${trainers[@]}"; do
-                [ "${trainer}" != "norm" ] && { echo "trainer '${trainer}' is not supported (norm only)"; continue; }
+                idx=$(trainer_index "${trainer}")
+                run_train=${trainer_cmds[$idx]}
+                run_export=${trainer_exports[$idx]}
+                if [ "${run_train}" = "null" ]; then
+                    skip "trainer '${trainer}': its command (line $((idx + 16)) of the file, '${trainer_keys[$idx]}:') is null"
+                    continue
+                fi
                 save_log=${LOG_PATH}/${trainer}_gpus_${gpu}_autocast_${autocast}
-                run_step "${save_log}_train.log" "${python} ${launch} ${norm_trainer}" \
+                run_step "${save_log}_train.log" "${python} ${launch} ${run_train}" \
                     "$(func_set_params "${train_use_gpu_key}" "${train_use_gpu}")" \
                     "$(func_set_params "${save_model_key}" "${save_log}")" \
                     "$(func_set_params "${epoch_key}" "${epoch_num}")" \
@@ -207,8 +254,8 @@ else
                         "$(func_set_params "${train_use_gpu_key}" "${train_use_gpu}")" \
                         "$(func_set_params "${eval_key1}" "${eval_value1}")"
                 fi
-                if [ "${norm_export}" != "null" ]; then
-                    run_step "${save_log}_export.log" "${python} ${norm_export}" \
+                if [ "${run_export}" != "null" ]; then
+                    run_step "${save_log}_export.log" "${python} ${run_export}" \
                         "$(func_set_params "${export_weight_key}" "${weights}")" \
                         "$(func_set_params "${save_infer_key}" "${save_log}/inference")"
                     func_inference "${python}" "${inference_py}" "${save_log}/inference" "${LOG_PATH}" "${train_infer_img_dir}"
@@ -219,6 +266,11 @@ else
     unset CUDA_VISIBLE_DEVICES
 fi
 
+if [ ${STEPS_RUN} -eq 0 ]; then
+    echo "no step of ${model_name} ${MODE} ran, so nothing was tested; skipped:" >&2
+    printf '  %s\n' "${SKIPPED[@]:-nothing (the config lists no trainer or inference device)}" >&2
+    exit 1
+fi
 if [ ${FAILED_STEPS} -gt 0 ]; then
     echo "${FAILED_STEPS} step(s) of ${model_name} ${MODE} failed: see ${status_log}" >&2
     exit 1
