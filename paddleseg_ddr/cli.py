@@ -71,15 +71,13 @@ def export_parser():
     p = argparse.ArgumentParser(description='Export a trained model as a static inference graph.')
     p.add_argument('--config', required=True, help='YAML config the model was trained with.')
     p.add_argument('--model_path', default=None, help='Trained weights (.pdparams); omit to export initial weights.')
-    p.add_argument('--save_dir', default='output/inference', help='Where model.json, model.pdiparams, deploy.yaml go.')
+    p.add_argument('--save_dir', default='output/inference',
+                   help='Where model.json, model.pdiparams, deploy.yaml go; other files in it are kept.')
     p.add_argument('--input_shape', nargs=4, type=int, default=None, metavar=('N', 'C', 'H', 'W'),
                    help='Fix the input shape (default: dynamic batch, height and width).')
     p.add_argument('--output_op', default='argmax', choices=['argmax', 'softmax', 'none'])
     p.add_argument('--format', default='paddle', choices=['paddle', 'onnx'],
                    help='onnx: also write model.onnx (paddle2onnx, opset 13) for ONNX Runtime.')
-    p.add_argument('--resize_op', default='interp', choices=['interp', 'gather'],
-                   help='interp (default): the native bilinear op; gather: resizes as gathers and '
-                        'multiply-adds (an alternative for oneDNN builds that reject bilinear_interp).')
     p.add_argument('--opts', nargs='+', default=None, metavar='KEY=VALUE')
     return p
 
@@ -259,7 +257,7 @@ def export_main(argv=None):
     else:
         logger.warning('No --model_path: exporting the initial (untrained) weights.')
     transforms = cfg.val_dataset_cfg.get('transforms', [])
-    export_inference_model(model, args.save_dir, transforms, args.input_shape, args.output_op, args.resize_op,
+    export_inference_model(model, args.save_dir, transforms, args.input_shape, args.output_op,
                            onnx=args.format == 'onnx')
     files = 'model.json, model.pdiparams, deploy.yaml' + (', model.onnx' if args.format == 'onnx' else '')
     logger.info(f"Exported to '{args.save_dir}' ({files}).")

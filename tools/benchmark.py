@@ -195,10 +195,9 @@ def main(argv=None):
               'gmacs': macs / 1e9, 'cpu_threads': args.cpu_threads, 'sgemm_peak_gflops': peaks,
               'paddle': paddle.__version__, 'engines': rows}
     if args.json:
-        tmp = args.json + '.tmp'
-        with open(tmp, 'w') as f:
+        from paddleseg_ddr.utils.fileio import atomic_write
+        with atomic_write(args.json, 'w') as f:  # never a half-written JSON under its name
             json.dump(result, f, indent=1)
-        os.replace(tmp, args.json)
     return result
 
 

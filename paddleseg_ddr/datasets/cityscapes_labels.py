@@ -4,6 +4,7 @@ import glob
 import os
 
 from ..errors import UserError
+from ..utils.fileio import atomic_path
 
 LAYOUT = 'gtFine/{train,val,test}/<city>/<city>_<seq>_<frame>_gtFine_polygons.json'
 
@@ -11,9 +12,8 @@ LAYOUT = 'gtFine/{train,val,test}/<city>/<city>_<seq>_<frame>_gtFine_polygons.js
 def _convert_one(json_path):
     from cityscapesscripts.preparation.json2labelImg import json2labelImg
     out = json_path.replace('_gtFine_polygons.json', '_gtFine_labelTrainIds.png')
-    tmp = out[:-len('.png')] + '.tmp.png'
-    json2labelImg(json_path, tmp, 'trainIds')
-    os.replace(tmp, out)  # never leave a half-written label file
+    with atomic_path(out, suffix='.png') as tmp:  # never a half-written label file; the writer needs .png
+        json2labelImg(json_path, tmp, 'trainIds')
     return out
 
 

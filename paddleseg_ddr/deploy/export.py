@@ -1,17 +1,18 @@
 """Static inference graphs (Paddle 3 PIR: ``model.json`` + ``model.pdiparams``) and the
 ``deploy.yaml`` that records how to feed them, in PaddleSeg's deploy format."""
+import contextlib
 import os
-import shutil
 
 import paddle
 import paddle.nn.functional as F
-import yaml
+from paddleseg.utils import logger
 
-from ..engine.checkpoint import replace_dir
-from ..models.layers import gather_resize_for_export
 from ..errors import UserError
+from ..utils.fileio import remove_own_files, temp_name
+from .deploy_config import DEPLOY_FILE, load_deploy_yaml, write_deploy_yaml
 
 OUTPUT_OPS = ('argmax', 'softmax', 'none')
+MODEL_FILE, PARAMS_FILE, ONNX_FILE = 'model.json', 'model.pdiparams', 'model.onnx'
 
 
 class InferenceModel(paddle.nn.Layer):
@@ -33,42 +34,71 @@ class InferenceModel(paddle.nn.Layer):
         return logit
 
 
-def export_inference_model(model, save_dir, transforms, input_shape=None, output_op='argmax', resize_op='interp',
-                           onnx=False):
+def _recorded_onnx(save_dir):
+    """The ONNX file an earlier export in ``save_dir`` recorded in its deploy.yaml, if any."""
+    try:
+        name = load_deploy_yaml(os.path.join(save_dir, DEPLOY_FILE))['Deploy'].get('onnx_model')
+    except UserError:  # no (readable) deploy.yaml: nothing recorded
+        return None
+    if isinstance(name, str) and name and os.path.basename(name) == name:
+        return name
+    return None
+
+
+def export_inference_model(model, save_dir, transforms, input_shape=None, output_op='argmax', onnx=False):
     """Write ``model.json``, ``model.pdiparams`` and ``deploy.yaml`` into ``save_dir``.
 
     ``input_shape`` [N, C, H, W] fixes the input size; by default batch, height and width
     are dynamic. The auxiliary head is not part of the graph (the model is in eval mode).
-    ``resize_op`` 'interp' (default) keeps the native ``bilinear_interp``; 'gather' writes the
-    resizes as gathers and multiply-adds, which Paddle 3.3.1's oneDNN placement can run too
-    but about 5x slower at 1024x2048 (see :mod:`.paddle_inference`). ``onnx`` also writes
-    ``model.onnx`` (paddle2onnx). The directory is written under a temporary name and renamed
-    when complete.
+    ``onnx`` also writes ``model.onnx`` (paddle2onnx).
+
+    ``save_dir`` may already hold anything (e.g. a training folder): only the export's own
+    files are added or replaced. Every file is first written under a temporary name beside
+    its final one, so a failed export changes nothing; then the old deploy.yaml is removed,
+    each file renamed into place and the new deploy.yaml, which names them, written last.
     """
-    if resize_op not in ('gather', 'interp'):
-        raise UserError(f"--resize_op must be 'gather' or 'interp', got '{resize_op}'.")
     if input_shape is not None and (len(input_shape) != 4 or input_shape[1] != 3):
         raise UserError(f'--input_shape must be N 3 H W, got {list(input_shape)}.')
+    if os.path.exists(save_dir) and not os.path.isdir(save_dir):
+        raise UserError(f"--save_dir '{save_dir}' is a file: give a folder for the export.")
     shape = list(input_shape) if input_shape is not None else [None, 3, None, None]
-    model.eval()
     wrapper = InferenceModel(model, output_op)
+    if onnx:
+        from .onnx_export import paddle_to_onnx, require_paddle2onnx
+        require_paddle2onnx()
+    model.eval()
     wrapper.eval()
     static = paddle.jit.to_static(wrapper, input_spec=[paddle.static.InputSpec(shape, 'float32', 'x')],
                                   full_graph=True)
-    tmp = save_dir.rstrip('/') + '.tmp'
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    with gather_resize_for_export(resize_op == 'gather'):  # the graph is traced here
-        paddle.jit.save(static, os.path.join(tmp, 'model'))
-    deploy = {'Deploy': {
-        'model': 'model.json', 'params': 'model.pdiparams', 'transforms': transforms,
-        'input_shape': [-1 if d is None else d for d in shape], 'output_op': output_op,
-        'output_dtype': 'int32' if output_op == 'argmax' else 'float32', 'resize_op': resize_op}}
+    os.makedirs(save_dir, exist_ok=True)
+    stale_onnx = _recorded_onnx(save_dir)
+    prefix = temp_name(os.path.join(save_dir, 'model'))
+    staged = {MODEL_FILE: prefix + '.json', PARAMS_FILE: prefix + '.pdiparams'}
     if onnx:
-        from .onnx_export import convert_to_onnx
-        convert_to_onnx(tmp)
-        deploy['Deploy']['onnx_model'] = 'model.onnx'
-    with open(os.path.join(tmp, 'deploy.yaml'), 'w') as f:
-        yaml.safe_dump(deploy, f, sort_keys=False)
-    replace_dir(tmp, save_dir)
+        staged[ONNX_FILE] = prefix + '.onnx'
+    try:
+        paddle.jit.save(static, prefix)  # the graph is traced here
+        for name in (MODEL_FILE, PARAMS_FILE):
+            if not os.path.isfile(staged[name]):
+                raise UserError(f"paddle.jit.save wrote no {os.path.basename(staged[name])} in '{save_dir}'.")
+        if onnx:
+            paddle_to_onnx(staged[MODEL_FILE], staged[PARAMS_FILE], staged[ONNX_FILE])
+        # Everything is written: an old deploy.yaml no longer describes the files below.
+        remove_own_files(save_dir, [DEPLOY_FILE])
+        for name, tmp in staged.items():
+            os.replace(tmp, os.path.join(save_dir, name))
+    finally:
+        for tmp in staged.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp)
+    if stale_onnx and not (onnx and stale_onnx == ONNX_FILE):  # an earlier export's ONNX model, not this graph
+        remove_own_files(save_dir, [stale_onnx])
+        logger.info(f"Removed '{stale_onnx}' from '{save_dir}': it was the ONNX model of the previous export.")
+    deploy = {'Deploy': {
+        'model': MODEL_FILE, 'params': PARAMS_FILE, 'transforms': transforms,
+        'input_shape': [-1 if d is None else d for d in shape], 'output_op': output_op,
+        'output_dtype': 'int32' if output_op == 'argmax' else 'float32'}}
+    if onnx:
+        deploy['Deploy']['onnx_model'] = ONNX_FILE
+    write_deploy_yaml(os.path.join(save_dir, DEPLOY_FILE), deploy)
     return save_dir

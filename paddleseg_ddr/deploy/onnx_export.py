@@ -1,32 +1,61 @@
 """ONNX export of a Paddle inference graph with paddle2onnx, for ONNX Runtime."""
 import os
 
+from paddleseg.utils import logger
+
 from ..errors import UserError
+from ..utils.fileio import atomic_path
+from .deploy_config import deploy_paths, load_deploy_yaml, read_deploy_config, write_deploy_yaml
 
 OPSET = 13
+ONNX_FILE = 'model.onnx'
 
 
-def convert_to_onnx(model_dir, save_file=None, opset=OPSET):
-    """Convert ``model_dir`` (written by :func:`export_inference_model`) to ``model.onnx``.
-
-    Written under a temporary name and renamed when complete. paddle2onnx's default
-    optimiser (polygraphy) sets ``POLYGRAPHY_AUTOINSTALL_DEPS=1`` and pip-installs
-    onnx_graphsurgeon and numpy 2 into the running environment, which breaks OpenCV and
-    PaddleSeg; onnxoptimizer does the same clean-up without installing anything.
-    """
+def require_paddle2onnx():
     try:
         import paddle2onnx
     except ImportError as e:
         raise UserError('ONNX export needs paddle2onnx: pip install paddle2onnx==2.1.0 "numpy<2"') from e
-    model_file, params_file = (os.path.join(model_dir, name) for name in ('model.json', 'model.pdiparams'))
-    for path in (model_file, params_file):
-        if not os.path.isfile(path):
-            raise UserError(f"'{model_dir}' lacks {os.path.basename(path)}: give the --save_dir of export.py.")
-    save_file = save_file or os.path.join(model_dir, 'model.onnx')
-    tmp = save_file + '.tmp'
-    paddle2onnx.export(model_file, params_file, tmp, opset_version=opset, auto_upgrade_opset=False,
-                       enable_onnx_checker=True, optimize_tool='onnxoptimizer')
-    if not os.path.isfile(tmp):
-        raise UserError(f"paddle2onnx wrote no model for '{model_dir}' (see its log above).")
-    os.replace(tmp, save_file)
+    return paddle2onnx
+
+
+def paddle_to_onnx(model_file, params_file, save_file, opset=OPSET):
+    """Convert one graph to ``save_file``, written atomically.
+
+    paddle2onnx's default optimiser (polygraphy) sets ``POLYGRAPHY_AUTOINSTALL_DEPS=1`` and
+    pip-installs onnx_graphsurgeon and numpy 2 into the running environment, which breaks
+    OpenCV and PaddleSeg; onnxoptimizer does the same clean-up without installing anything.
+    """
+    paddle2onnx = require_paddle2onnx()
+    with atomic_path(save_file) as tmp:
+        paddle2onnx.export(model_file, params_file, tmp, opset_version=opset, auto_upgrade_opset=False,
+                           enable_onnx_checker=True, optimize_tool='onnxoptimizer')
+        if not os.path.isfile(tmp):
+            raise UserError(f"paddle2onnx wrote no model for '{model_file}' (see its log above).")
+    return save_file
+
+
+def convert_to_onnx(model_dir, save_file=None, opset=OPSET):
+    """Convert the export in ``model_dir`` (written by :func:`export_inference_model`) to
+    ``model.onnx`` and record it in its deploy.yaml as ``onnx_model``, as ``export.py
+    --format onnx`` does: both give the same folder. Each file is replaced atomically,
+    deploy.yaml last. A ``save_file`` outside ``model_dir`` is written but not recorded.
+    """
+    require_paddle2onnx()
+    model_dir, deploy_file = deploy_paths(model_dir)
+    if not os.path.isdir(model_dir):
+        raise UserError(f"--model_dir '{model_dir}' is not a folder: give the --save_dir of export.py.")
+    deploy = read_deploy_config(model_dir)
+    save_file = os.path.abspath(save_file or os.path.join(model_dir, ONNX_FILE))
+    if os.path.isdir(save_file):
+        raise UserError(f"--save_file '{save_file}' is a folder: give a file name such as model.onnx.")
+    os.makedirs(os.path.dirname(save_file), exist_ok=True)
+    paddle_to_onnx(deploy['model'], deploy['params'], save_file, opset)
+    if os.path.dirname(save_file) == os.path.abspath(model_dir):
+        doc = load_deploy_yaml(deploy_file)
+        doc['Deploy']['onnx_model'] = os.path.basename(save_file)
+        write_deploy_yaml(deploy_file, doc)
+    else:
+        logger.warning(f"'{save_file}' is outside '{model_dir}': its deploy.yaml does not name it; "
+                       "deploy/onnx/infer.py needs a deploy.yaml beside the .onnx file.")
     return save_file

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from ..engine.inference import aug_predict, predict_logits
 from ..errors import UserError
+from ..utils.fileio import write_image
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -161,7 +162,7 @@ def _save(save_dir, rel, bgr, label, colors, ids, save_label_ids, weight):
                        ('added_prediction', overlay)):
         out = os.path.join(save_dir, sub, stem + '.png')
         os.makedirs(os.path.dirname(out), exist_ok=True)
-        cv2.imwrite(out, image)
+        write_image(out, image)  # atomic: never a half-written PNG under its final name
 
 
 def predict_files(predictor, image_path, save_dir, save_label_ids=False, weight=0.6, batch_size=1):

@@ -2,21 +2,25 @@
 
 A checkpoint directory holds ``model.pdparams`` (PaddleSeg-compatible weights),
 ``model.pdopt`` (optimizer with its LR scheduler) and ``train_state.pdstates`` (iteration,
-best score, random-number-generator states). It is written under a temporary name and
-renamed when complete, so an interrupted save never leaves a half-written checkpoint.
+best score, random-number-generator states). The folder is created once and never renamed or
+removed (``best_model/`` exists at every instant; files the user put there stay); each file in
+it is replaced atomically, and the train state is written last: it marks the checkpoint
+complete, so an interrupted save never leaves a half-written file or a checkpoint that looks
+complete.
 """
+import contextlib
 import glob
 import os
 import pickle
 import random
 import re
-import shutil
 
 import numpy as np
 import paddle
 from paddleseg.utils import logger
 
 from ..errors import UserError
+from ..utils.fileio import atomic_write, remove_own_files, save_paddle
 
 MODEL_FILE, OPT_FILE, STATE_FILE = 'model.pdparams', 'model.pdopt', 'train_state.pdstates'
 # Keys a checkpoint may lack or carry without harm: the auxiliary head is training-only.
@@ -27,28 +31,26 @@ def _unwrap(model):
     return model._layers if isinstance(model, paddle.DataParallel) else model
 
 
-def replace_dir(tmp_dir, final_dir):
-    """Move a fully written ``tmp_dir`` to ``final_dir``, replacing an older one."""
-    old = final_dir + '.old'
-    if os.path.isdir(final_dir):
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(final_dir, old)
-    os.replace(tmp_dir, final_dir)
-    shutil.rmtree(old, ignore_errors=True)
+# The files save_checkpoint writes, the completeness marker first (see prune_checkpoints).
+CHECKPOINT_FILES = (STATE_FILE, OPT_FILE, MODEL_FILE)
 
 
 def save_checkpoint(directory, model, optimizer=None, state=None):
-    """Write a checkpoint directory atomically."""
-    tmp = directory.rstrip('/') + '.tmp'
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    paddle.save(_unwrap(model).state_dict(), os.path.join(tmp, MODEL_FILE))
+    """Write a checkpoint into ``directory``, each file replaced atomically.
+
+    The folder is never renamed or removed, and only this function's own files in it are
+    replaced. With ``state`` (an ``iter_N/`` checkpoint), an older train state is removed
+    first and the new one written last, so the folder is resumable only once complete.
+    """
+    os.makedirs(directory, exist_ok=True)
+    if state is not None:
+        remove_own_files(directory, [STATE_FILE])
+    save_paddle(_unwrap(model).state_dict(), os.path.join(directory, MODEL_FILE))
     if optimizer is not None:
-        paddle.save(_portable_optimizer_state(optimizer.state_dict(), model), os.path.join(tmp, OPT_FILE))
+        save_paddle(_portable_optimizer_state(optimizer.state_dict(), model), os.path.join(directory, OPT_FILE))
     if state is not None:  # plain pickle: it holds Python/NumPy/Paddle RNG states
-        with open(os.path.join(tmp, STATE_FILE), 'wb') as f:
+        with atomic_write(os.path.join(directory, STATE_FILE)) as f:
             pickle.dump(state, f)
-    replace_dir(tmp, directory)
 
 
 # Paddle keys optimizer state by generated parameter names (``conv2d_114.w_0_velocity_0``),
@@ -99,13 +101,24 @@ def set_rng_state(state):
 
 
 def prune_checkpoints(save_dir, keep):
-    """Keep the ``keep`` most recent ``iter_*`` directories (keep <= 0 keeps all)."""
+    """Keep the ``keep`` most recent ``iter_N/`` checkpoints (keep <= 0 keeps all).
+
+    Only the files :func:`save_checkpoint` writes are removed (the completeness marker
+    first); a folder is removed only once empty, so anything else in it stays. Folders
+    holding no checkpoint do not count.
+    """
     if keep <= 0:
         return
-    dirs = [d for d in glob.glob(os.path.join(save_dir, 'iter_*')) if re.fullmatch(r'iter_\d+', os.path.basename(d))]
+    dirs = [d for d in glob.glob(os.path.join(glob.escape(save_dir), 'iter_*'))
+            if re.fullmatch(r'iter_\d+', os.path.basename(d)) and os.path.isfile(os.path.join(d, MODEL_FILE))]
     dirs.sort(key=lambda d: int(d.rsplit('_', 1)[1]))
     for d in dirs[:-keep]:
-        shutil.rmtree(d, ignore_errors=True)
+        left = remove_own_files(d, CHECKPOINT_FILES)
+        if left:
+            logger.info(f"Pruned the checkpoint in '{d}'; the folder stays for what else it holds: {', '.join(left)}.")
+        else:
+            with contextlib.suppress(OSError):
+                os.rmdir(d)
 
 
 def _read_params(path, what='weights'):

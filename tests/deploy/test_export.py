@@ -10,16 +10,13 @@ from paddleseg_ddr.models import DDRNet23Slim
 from deploy_helpers import NORMALIZE, inputs, predictor, run  # noqa: I001
 
 
-@pytest.mark.parametrize('resize_op,onednn', [('interp', True), ('interp', False), ('gather', True), ('gather', False)],
-                         ids=['interp-onednn', 'interp-plain', 'gather-onednn', 'gather-plain'])
-def test_exported_graph_matches_dygraph(tmp_path, mini_root, trained_like_model, resize_op, onednn):
+@pytest.mark.parametrize('onednn', [True, False], ids=['interp-onednn', 'interp-plain'])
+def test_exported_graph_matches_dygraph(tmp_path, mini_root, trained_like_model, onednn):
     """Logits within 1e-4 relative and argmax identical on >= 99.9% of pixels, on random
     and mini-dataset images, at sizes that are and are not multiples of 64. The default
     oneDNN configuration is the product's (placement pass removed: see paddle_inference)."""
-    logits_dir = export_inference_model(trained_like_model, str(tmp_path / 'logits'), NORMALIZE, output_op='none',
-                                        resize_op=resize_op)
-    labels_dir = export_inference_model(trained_like_model, str(tmp_path / 'labels'), NORMALIZE, output_op='argmax',
-                                        resize_op=resize_op)
+    logits_dir = export_inference_model(trained_like_model, str(tmp_path / 'logits'), NORMALIZE, output_op='none')
+    labels_dir = export_inference_model(trained_like_model, str(tmp_path / 'labels'), NORMALIZE, output_op='argmax')
     logits_pred, labels_pred = predictor(logits_dir, onednn), predictor(labels_dir, onednn)
     for name, x in inputs(mini_root):
         with paddle.no_grad():
@@ -37,9 +34,9 @@ def test_deploy_yaml_follows_paddleseg_and_has_no_aux_head(tmp_path, trained_lik
     with open(os.path.join(out, 'deploy.yaml')) as f:
         deploy = yaml.safe_load(f)['Deploy']
     assert deploy == {'model': 'model.json', 'params': 'model.pdiparams', 'transforms': NORMALIZE,
-                      'input_shape': [1, 3, 64, 128], 'output_op': 'argmax', 'output_dtype': 'int32',
-                      'resize_op': 'interp'}
+                      'input_shape': [1, 3, 64, 128], 'output_op': 'argmax', 'output_dtype': 'int32'}
     assert sorted(os.listdir(tmp_path)) == ['m']  # no temporary directory left behind
+    assert sorted(os.listdir(out)) == ['deploy.yaml', 'model.json', 'model.pdiparams']
     # the auxiliary head's weights are not in the exported graph: same size as a model built without it
     n_exported = os.path.getsize(os.path.join(out, 'model.pdiparams'))
     no_aux = DDRNet23Slim(num_classes=19, aux_head=False)
@@ -48,11 +45,70 @@ def test_deploy_yaml_follows_paddleseg_and_has_no_aux_head(tmp_path, trained_lik
     assert n_exported == os.path.getsize(os.path.join(out2, 'model.pdiparams'))
 
 
-def test_resize_op_applies_to_every_export_of_one_model(tmp_path, trained_like_model):
-    """Paddle caches converted functions: exporting one model twice with different
-    --resize_op in one process must still give each graph its own resize."""
-    for i, resize_op in enumerate(('gather', 'interp', 'gather')):
-        out = export_inference_model(trained_like_model, str(tmp_path / str(i)), NORMALIZE, resize_op=resize_op)
-        graph = open(os.path.join(out, 'model.json')).read()
-        assert (graph.count('bilinear_interp') > 0) == (resize_op == 'interp'), resize_op
-        assert (graph.count('index_select') > 0) == (resize_op == 'gather'), resize_op
+def _predict(model_dir, x):
+    return run(predictor(model_dir), x)
+
+
+def test_export_into_a_training_folder_keeps_everything(tmp_path, trained_like_model):
+    """PaddleSeg's TIPC exports into the training folder: checkpoints, logs and the user's
+    files must survive; the export files are added, and replaced by a re-export."""
+    from paddleseg_ddr.engine.checkpoint import save_checkpoint
+    folder = tmp_path / 'output'
+    save_checkpoint(str(folder / 'iter_1'), trained_like_model, state={'iter': 1})
+    (folder / 'notes.txt').write_text('mine')
+    (folder / 'vdlrecords.1.log').write_bytes(b'logs')
+    before = {p: open(folder / p, 'rb').read() for p in ('notes.txt', 'vdlrecords.1.log', 'iter_1/model.pdparams',
+                                                        'iter_1/train_state.pdstates')}
+    x = np.random.default_rng(0).normal(size=(1, 3, 64, 64)).astype(np.float32)
+    with paddle.no_grad():
+        ref = trained_like_model(paddle.to_tensor(x))[0].numpy()
+    out = export_inference_model(trained_like_model, str(folder), NORMALIZE)
+    assert out == str(folder)
+    assert sorted(os.listdir(folder)) == ['deploy.yaml', 'iter_1', 'model.json', 'model.pdiparams', 'notes.txt',
+                                          'vdlrecords.1.log']
+    assert {p: open(folder / p, 'rb').read() for p in before} == before
+    assert (_predict(out, x) == ref.argmax(axis=1)).mean() >= 0.999
+    # a re-export replaces the export's own files (here logits instead of labels), nothing else
+    export_inference_model(trained_like_model, str(folder), NORMALIZE, output_op='none')
+    with open(folder / 'deploy.yaml') as f:
+        assert yaml.safe_load(f)['Deploy']['output_op'] == 'none'
+    logits = _predict(out, x)
+    assert logits.shape == ref.shape and np.abs(logits - ref).max() <= 1e-4 * np.abs(ref).max()
+    assert {p: open(folder / p, 'rb').read() for p in before} == before
+    assert sorted(os.listdir(folder)) == ['deploy.yaml', 'iter_1', 'model.json', 'model.pdiparams', 'notes.txt',
+                                          'vdlrecords.1.log']
+    assert sorted(os.listdir(tmp_path)) == ['output']
+
+
+def test_failed_export_leaves_the_previous_export(tmp_path, trained_like_model, monkeypatch):
+    folder = tmp_path / 'inference'
+    export_inference_model(trained_like_model, str(folder), NORMALIZE)
+    (folder / 'notes.txt').write_text('mine')
+    before = {p: open(folder / p, 'rb').read() for p in os.listdir(folder)}
+
+    def crashing_save(layer, prefix, **kwargs):
+        with open(prefix + '.json', 'w') as f:
+            f.write('{"half')
+        raise RuntimeError('killed while tracing')
+    monkeypatch.setattr(paddle.jit, 'save', crashing_save)
+    with pytest.raises(RuntimeError, match='killed'):
+        export_inference_model(trained_like_model, str(folder), NORMALIZE, output_op='none')
+    assert {p: open(folder / p, 'rb').read() for p in os.listdir(folder)} == before
+    assert sorted(os.listdir(tmp_path)) == ['inference']
+
+
+def test_export_into_a_file_is_a_user_error(tmp_path, trained_like_model):
+    from paddleseg_ddr.errors import UserError
+    target = tmp_path / 'taken'
+    target.write_text('mine')
+    with pytest.raises(UserError, match="is a file"):
+        export_inference_model(trained_like_model, str(target), NORMALIZE)
+    assert target.read_text() == 'mine'
+
+
+def test_gather_resize_export_is_retired():
+    from paddleseg_ddr.cli import export_parser
+    with pytest.raises(SystemExit):
+        export_parser().parse_args(['--config', 'c.yml', '--resize_op', 'gather'])
+    import inspect
+    assert 'resize_op' not in inspect.signature(export_inference_model).parameters

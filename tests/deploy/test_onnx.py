@@ -46,7 +46,7 @@ def test_onnx_runtime_matches_paddle_inference_and_dygraph(onnx_exports, mini_ro
 def test_onnx_export_is_recorded_and_uses_the_native_resize(onnx_exports):
     with open(os.path.join(onnx_exports['argmax'], 'deploy.yaml')) as f:
         deploy = yaml.safe_load(f)['Deploy']
-    assert deploy['onnx_model'] == 'model.onnx' and deploy['resize_op'] == 'interp'
+    assert deploy['onnx_model'] == 'model.onnx' and 'resize_op' not in deploy
     import onnx
     ops = {node.op_type for node in onnx.load(os.path.join(onnx_exports['argmax'], 'model.onnx')).graph.node}
     assert 'Resize' in ops and 'ArgMax' in ops
@@ -67,10 +67,16 @@ def test_predictor_needs_onnx_model_and_deploy_yaml(tmp_path, trained_like_model
         OnnxRuntimePredictor(str(tmp_path / 'missing.onnx'))
     # a conversion of an existing export (tools/export_onnx.py) runs with the deploy.yaml beside it
     onnx_file = convert_to_onnx(plain)
-    assert os.path.basename(onnx_file) == 'model.onnx' and not os.path.exists(onnx_file + '.tmp')
+    assert os.path.basename(onnx_file) == 'model.onnx'
+    assert sorted(os.listdir(plain)) == ['deploy.yaml', 'model.json', 'model.onnx', 'model.pdiparams']
     label = OnnxRuntimePredictor(onnx_file)(np.full((64, 96, 3), 127, np.uint8))
     assert label.shape == (64, 96) and label.dtype == np.uint8
+    # the conversion is recorded in deploy.yaml: the export folder itself runs too
+    assert OnnxRuntimePredictor(plain)(np.full((64, 96, 3), 127, np.uint8)).shape == (64, 96)
     lone = tmp_path / 'lone.onnx'
     lone.write_bytes(open(onnx_file, 'rb').read())
     with pytest.raises(UserError, match='no deploy.yaml next to'):
         OnnxRuntimePredictor(str(lone))
+    # a re-export without --format onnx removes the ONNX model its deploy.yaml named: it is stale
+    export_inference_model(trained_like_model, plain, NORMALIZE, output_op='none')
+    assert sorted(os.listdir(plain)) == ['deploy.yaml', 'model.json', 'model.pdiparams']
