@@ -26,6 +26,9 @@ def setup(device=None, seed=None):
     if dist.get_world_size() > 1:
         dist.init_parallel_env()
     if seed is not None:
+        # The same seed on every rank: identical parameter initialisation. Data augmentations
+        # do not use these global streams in training: engine.train seeds each sample from
+        # (seed, rank, epoch, position), so the ranks draw different augmentations.
         paddle.seed(seed)
         np.random.seed(seed)
         random.seed(seed)

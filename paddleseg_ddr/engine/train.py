@@ -1,16 +1,22 @@
 """Iteration-based training loop that runs on Paddle 3.x (single process, CPU/GPU, or
-``paddle.distributed.launch`` with ``paddle.DataParallel``)."""
+``paddle.distributed.launch`` with ``paddle.DataParallel``).
+
+Log lines and VisualDL tags follow PaddleSeg 2.8's ``paddleseg/core/train.py`` so that
+PaddleSeg's log parsers read them and a PaddleSeg run overlays ours in VisualDL.
+"""
+import json
 import os
+import random
 import time
-from datetime import timedelta
 
 import numpy as np
 import paddle
 import paddle.distributed as dist
-from paddleseg.utils import logger
+from paddleseg.utils import calculate_eta, logger
 
 from ..errors import UserError
-from .checkpoint import load_checkpoint, prune_checkpoints, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import (_unwrap, load_checkpoint, prune_checkpoints, rng_state, save_checkpoint,
+                         set_rng_state)
 from .data import check_labels, iterate_batches
 from .evaluate import evaluate
 
@@ -33,17 +39,96 @@ def compute_losses(logits, label, losses):
     return paddle.add_n(per_head), per_head
 
 
-class _SeedWorker:
-    """Distinct, reproducible NumPy/`random` streams per (rank, epoch, worker)."""
+def model_losses(model, logits, batch, losses):
+    """The loss of one batch: ``model.compute_loss(logits, batch, losses)`` when the model
+    defines it (families whose loss needs more than logits and label, e.g. edge labels), else
+    :func:`compute_losses`. ``batch`` is the loader's dict of tensors ('img', 'label' as int64,
+    'edge' when the dataset has ``edge: True``). Returns (total loss, list of per-head losses)."""
+    hook = getattr(_unwrap(model), 'compute_loss', None)
+    if hook is None:
+        return compute_losses(logits, batch['label'], losses)
+    out = hook(logits, batch, losses)
+    if not (isinstance(out, (tuple, list)) and len(out) == 2):
+        raise TypeError(f'{type(_unwrap(model)).__name__}.compute_loss must return (total_loss, per_head_list), '
+                        f'got {type(out).__name__}')
+    total, per_head = out
+    return total, list(per_head)
 
-    def __init__(self, seed, rank, epoch):
-        self.base = (seed, rank, epoch)
 
-    def __call__(self, worker_id):
-        import random
-        seq = np.random.SeedSequence([*self.base, worker_id]).generate_state(2)
-        np.random.seed(int(seq[0]))
-        random.seed(int(seq[1]))
+def sample_seed(seed, rank, epoch, position):
+    """The NumPy and `random` seeds of one training sample: a function of the run's seed, the
+    rank, the epoch and the sample's position in the rank's epoch only (not of the data
+    worker that reads it), so ranks draw different augmentations, workers of one rank too,
+    and a resumed run draws what the interrupted one would have."""
+    numpy_seed, python_seed = np.random.SeedSequence([seed % 2**32, rank, epoch, position]).generate_state(2)
+    return int(numpy_seed), int(python_seed)
+
+
+class _SeededSamples(paddle.io.Dataset):
+    """Reads training sample ``(index, epoch, position)`` with the NumPy/`random` generators
+    seeded by :func:`sample_seed`; the caller's generator states are restored afterwards.
+
+    PaddleSeg's transforms draw from the global generators. Seeding them per sample makes
+    the augmentations independent of the worker count and of where a run was resumed."""
+
+    def __init__(self, dataset, seed, rank):
+        self.dataset, self.seed, self.rank = dataset, seed, rank
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        index, epoch, position = key
+        numpy_seed, python_seed = sample_seed(self.seed, self.rank, epoch, position)
+        numpy_state, python_state = np.random.get_state(), random.getstate()
+        np.random.seed(numpy_seed)
+        random.seed(python_seed)
+        try:
+            return self.dataset[index]
+        finally:
+            np.random.set_state(numpy_state)
+            random.setstate(python_state)
+
+
+def broadcast_eval_state(model):
+    """Give every rank rank 0's non-trainable tensors (BN running statistics, buffers).
+
+    With plain BN (CPU) each rank keeps its own running statistics, so a distributed
+    evaluation would sum the confusion matrices of different models, none of them the one
+    saved (rank 0's). Trainable weights are already identical (gradient all-reduce)."""
+    if dist.get_world_size() < 2:
+        return
+    for tensor in _unwrap(model).state_dict().values():
+        if tensor.stop_gradient:
+            dist.broadcast(tensor, src=0)
+
+
+BEST_DIR, SCORE_FILE = 'best_model', 'score.json'
+
+
+def read_best_score(save_dir):
+    """The {'miou', 'iter'} recorded with ``save_dir/best_model``, or None (no record, or an
+    unreadable one: a best model saved before scores were recorded)."""
+    path = os.path.join(save_dir, BEST_DIR, SCORE_FILE)
+    try:
+        with open(path) as f:
+            score = json.load(f)
+        return {'miou': float(score['miou']), 'iter': int(score['iter'])}
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError) as e:
+        logger.warning(f"ignoring the unreadable best score '{path}': {e}")
+        return None
+
+
+def save_best_model(save_dir, model, miou, it):
+    """Write ``save_dir/best_model/model.pdparams``, then its score (``score.json``, atomic):
+    the score is never newer than the weights it describes."""
+    from ..utils.fileio import atomic_write
+    directory = os.path.join(save_dir, BEST_DIR)
+    save_checkpoint(directory, model)
+    with atomic_write(os.path.join(directory, SCORE_FILE), 'w', encoding='utf-8') as f:
+        json.dump({'miou': float(miou), 'iter': int(it)}, f)
 
 
 def train(model, train_dataset, optimizer, losses, iters, batch_size, val_dataset=None,
@@ -54,7 +139,9 @@ def train(model, train_dataset, optimizer, losses, iters, batch_size, val_datase
 
     The learning-rate scheduler is the optimizer's and steps once per iteration.
     Checkpoints go to ``save_dir/iter_<N>`` every ``save_interval`` iterations and at the
-    end; with ``do_eval`` the best mIoU so far is kept in ``save_dir/best_model``.
+    end; with ``do_eval`` the best mIoU so far is kept in ``save_dir/best_model`` with its
+    score in ``best_model/score.json``. Data augmentations are drawn per sample from
+    (seed, rank, epoch, position): see :func:`sample_seed`.
     """
     nranks, rank = dist.get_world_size(), dist.get_rank()
     scheduler = optimizer._learning_rate if isinstance(optimizer._learning_rate, paddle.optimizer.lr.LRScheduler) else None
@@ -68,6 +155,13 @@ def train(model, train_dataset, optimizer, losses, iters, batch_size, val_datase
             scheduler.step(state['iter'])
         set_rng_state(saved['rng'])
         logger.info(f"Resumed from '{resume_model}' at iteration {state['iter']}.")
+    on_disk = read_best_score(save_dir)
+    if on_disk is not None and on_disk['miou'] > state['best_miou']:
+        # A better model than this run's state knows of (e.g. resumed from an older
+        # checkpoint): keep it unless a better one is scored.
+        state['best_miou'], state['best_iter'] = on_disk['miou'], on_disk['iter']
+        logger.info(f"Keeping '{os.path.join(save_dir, BEST_DIR)}' (mIoU {on_disk['miou']:.4f} at iteration "
+                    f"{on_disk['iter']}) unless a better model is scored.")
     if state['iter'] >= iters:
         logger.warning(f"Nothing to do: already at iteration {state['iter']} of {iters}.")
 
@@ -76,6 +170,7 @@ def train(model, train_dataset, optimizer, losses, iters, batch_size, val_datase
     if len(sampler) == 0:
         raise UserError(f'the training set has {len(train_dataset)} image(s), fewer than batch_size '
                         f'{batch_size} x {nranks} process(es): lower --batch_size.')
+    samples = _SeededSamples(train_dataset, seed, rank)
     use_amp = precision == 'fp16'
     if use_amp and not paddle.get_device().startswith('gpu'):
         logger.warning('--precision fp16 needs a GPU; training in fp32 on ' + paddle.get_device())
@@ -94,19 +189,23 @@ def train(model, train_dataset, optimizer, losses, iters, batch_size, val_datase
     tic = time.time()
     while it < iters:
         # A resumed run skips the batches of its epoch that were already trained on, so it
-        # sees the same data order as an uninterrupted one.
+        # sees the same data order (and, samples being seeded by position, the same
+        # augmentations) as an uninterrupted one.
         epoch, done = divmod(it, len(sampler))
         sampler.set_epoch(epoch)
         batches = list(sampler)[done:]
-        loader = iterate_batches(train_dataset, batches, num_workers, _SeedWorker(seed, rank, epoch))
-        for indices, data in loader:
+        keys = [[(index, epoch, (done + b) * batch_size + j) for j, index in enumerate(indices)]
+                for b, indices in enumerate(batches)]
+        loader = iterate_batches(samples, keys, num_workers)
+        for batch_keys, data in loader:
+            indices = [key[0] for key in batch_keys]
             reader_cost += time.time() - tic
             it += 1
-            images, label = data['img'], data['label'].astype('int64')
-            check_labels(label, indices, train_dataset)
+            data = {**data, 'label': data['label'].astype('int64')}
+            check_labels(data['label'], indices, train_dataset)
             with paddle.amp.auto_cast(enable=use_amp, level=amp_level):
-                logits = net(images)
-            loss, per_head = compute_losses([l.astype('float32') for l in logits], label, losses)
+                logits = net(data['img'])
+            loss, per_head = model_losses(model, [l.astype('float32') for l in logits], data, losses)
             if use_amp:
                 scaled = scaler.scale(loss)
                 scaled.backward()
@@ -127,32 +226,42 @@ def train(model, train_dataset, optimizer, losses, iters, batch_size, val_datase
                     raise FloatingPointError(f'loss is {mean[0]} at iteration {it}: lower the learning rate '
                                              'or check the labels.')
                 n = len(window)
-                avg_batch = batch_cost / n
-                eta = timedelta(seconds=int(avg_batch * (iters - it)))
-                heads = ', '.join(f'{v:.4f}' for v in mean[1:])
+                avg_batch, avg_reader = batch_cost / n, reader_cost / n
+                ips = batch_size / avg_batch  # per process, as PaddleSeg counts it
                 history.append({'iter': it, 'loss': float(mean[0]), 'lr': lr})
                 if rank == 0:
-                    logger.info(f'[TRAIN] epoch {epoch + 1}, iter {it}/{iters}, loss {mean[0]:.4f} '
-                                f'(per head: {heads}), lr {lr:.6f}, batch_cost {avg_batch:.4f}s, '
-                                f'reader_cost {reader_cost / n:.4f}s, ips {batch_size * nranks / avg_batch:.2f} '
-                                f'images/s, ETA {eta}')
+                    # PaddleSeg 2.8's line (paddleseg/core/train.py), then the per-head losses.
+                    line = (f'[TRAIN] epoch: {epoch + 1}, iter: {it}/{iters}, loss: {mean[0]:.4f}, lr: {lr:.6f}, '
+                            f'batch_cost: {avg_batch:.4f}, reader_cost: {avg_reader:.5f}, ips: {ips:.4f} '
+                            f'samples/sec | ETA {calculate_eta(iters - it, avg_batch)}')
+                    if len(mean) > 2:
+                        line += ' | head losses: ' + ', '.join(f'{v:.4f}' for v in mean[1:])
+                    logger.info(line)
                     if writer:
                         writer.add_scalar('Train/loss', mean[0], it)
+                        if len(mean) > 2:  # PaddleSeg records the heads when there are several
+                            for i, v in enumerate(mean[1:]):
+                                writer.add_scalar(f'Train/loss_{i}', v, it)
                         for i, v in enumerate(mean[1:]):
                             writer.add_scalar(f'Train/loss_head{i}', v, it)
                         writer.add_scalar('Train/lr', lr, it)
-                        writer.add_scalar('Train/ips', batch_size * nranks / avg_batch, it)
+                        writer.add_scalar('Train/batch_cost', avg_batch, it)
+                        writer.add_scalar('Train/reader_cost', avg_reader, it)
+                        writer.add_scalar('Train/ips', batch_size * nranks / avg_batch, it)  # all processes
                 window, reader_cost, batch_cost = [], 0.0, 0.0
 
             if it % save_interval == 0 or it == iters:
                 if do_eval and val_dataset is not None:
+                    # Score the model that best_model/ would hold: rank 0's.
+                    broadcast_eval_state(model)
                     metrics = evaluate(model, val_dataset, **(eval_kwargs or {}))
                     if metrics['miou'] > state['best_miou']:
                         state['best_miou'], state['best_iter'] = metrics['miou'], it
                         if rank == 0:
-                            save_checkpoint(os.path.join(save_dir, 'best_model'), model)
+                            save_best_model(save_dir, model, metrics['miou'], it)
                     if rank == 0:
-                        logger.info(f"[EVAL] best mIoU {state['best_miou']:.4f} at iteration {state['best_iter']}")
+                        logger.info(f"[EVAL] The model with the best validation mIoU ({state['best_miou']:.4f}) "
+                                    f"was saved at iter {state['best_iter']}.")
                         if writer:
                             writer.add_scalar('Evaluate/mIoU', metrics['miou'], it)
                             writer.add_scalar('Evaluate/Acc', metrics['acc'], it)

@@ -1,4 +1,7 @@
+import json
 import os
+import pickle
+import re
 
 import numpy as np
 import paddle
@@ -6,17 +9,22 @@ import pytest
 
 from paddleseg_ddr.cli import train_main, val_main
 
+import tiny_models  # noqa: F401  (registers the test models)
+
 
 def params_of(path):
     return paddle.load(path)
 
 
-def test_resume_continues_iteration_lr_and_data_order(tmp_path, mini_config):
+@pytest.mark.parametrize('num_workers', [0, 1])
+def test_resume_continues_iteration_lr_and_data_order(tmp_path, mini_config, num_workers):
     """Resuming from the iteration-3 checkpoint of a 6-iteration run (as if it had been
     killed there) replays iterations 4-6 exactly: same learning rates, same losses, same
-    final weights (no data workers, so data order and augmentations replay too)."""
+    final weights. Data order and augmentations replay with or without data workers
+    (augmentations are seeded per sample, not per worker)."""
     cfg = mini_config(tmp_path, batch_size=2, crop=96, iters=6)
-    common = ['--config', cfg, '--log_iters', '1', '--save_interval', '3', '--seed', '7']
+    common = ['--config', cfg, '--log_iters', '1', '--save_interval', '3', '--seed', '7',
+              '--num_workers', str(num_workers)]
     full = train_main([*common, '--save_dir', str(tmp_path / 'full')])
     resumed = train_main([*common, '--save_dir', str(tmp_path / 'resumed'),
                           '--resume_model', str(tmp_path / 'full' / 'iter_3')])
@@ -84,3 +92,89 @@ def test_short_training_learns_the_mini_dataset(tmp_path, mini_config, capsys):
 
 TRAIN_ITERS = 200
 MIN_MIOU = 0.12  # measured 0.178 on 2 CPU cores; predicting the majority class everywhere gives ~0.02
+
+
+# --- issue 9: best model kept across resumes, PaddleSeg log/VisualDL conventions, loss hook ---
+
+def test_resume_from_an_older_checkpoint_keeps_the_better_best_model_on_disk(tmp_path, mini_config):
+    """Issue 9 (6): resuming from iter_1 (which knows of no evaluation) must not replace a
+    better best_model/ already on disk; its score.json is what says it is better."""
+    cfg = mini_config(tmp_path, batch_size=2, crop=64, iters=2)
+    save = tmp_path / 'o'
+    train_main(['--config', cfg, '--save_interval', '1', '--save_dir', str(save)])
+    best = save / 'best_model'
+    best.mkdir()
+    marker = (save / 'iter_1' / 'model.pdparams').read_bytes()
+    (best / 'model.pdparams').write_bytes(marker)
+    (best / 'score.json').write_text(json.dumps({'miou': 0.99, 'iter': 2}))
+    out = train_main(['--config', cfg, '--save_interval', '1', '--save_dir', str(save), '--do_eval',
+                      '--resume_model', str(save / 'iter_1')])
+    assert (out['best_miou'], out['best_iter']) == (0.99, 2)
+    assert (best / 'model.pdparams').read_bytes() == marker
+    assert json.loads((best / 'score.json').read_text()) == {'miou': 0.99, 'iter': 2}
+    with open(save / 'iter_2' / 'train_state.pdstates', 'rb') as f:
+        assert pickle.load(f)['best_miou'] == 0.99
+
+
+def test_a_better_model_replaces_best_model_with_its_score(tmp_path, mini_config):
+    cfg = mini_config(tmp_path, batch_size=2, crop=64, iters=1)
+    save = tmp_path / 'o'
+    (save / 'best_model').mkdir(parents=True)
+    (save / 'best_model' / 'score.json').write_text(json.dumps({'miou': -0.5, 'iter': 7}))
+    out = train_main(['--config', cfg, '--save_dir', str(save), '--do_eval'])
+    assert out['best_iter'] == 1
+    assert json.loads((save / 'best_model' / 'score.json').read_text()) == {'miou': pytest.approx(out['best_miou']),
+                                                                            'iter': 1}
+    assert os.path.isfile(save / 'best_model' / 'model.pdparams')
+
+
+# PaddleSeg 2.8's train log line (paddleseg/core/train.py), as a log parser reads it.
+PADDLESEG_TRAIN_LINE = re.compile(
+    r'\[TRAIN\] epoch: (\d+), iter: (\d+)/(\d+), loss: ([0-9.]+), lr: ([0-9.]+), batch_cost: ([0-9.]+), '
+    r'reader_cost: ([0-9.]+), ips: ([0-9.]+) samples/sec \| ETA (\d+:\d\d:\d\d)')
+
+
+def test_log_lines_and_visualdl_tags_follow_paddleseg(tmp_path, mini_config, capsys):
+    """Issue 9 (10): a PaddleSeg log parser reads our [TRAIN]/[EVAL] lines and a PaddleSeg
+    run's VisualDL tags (Train/loss_0, ..., batch_cost, reader_cost) exist beside ours."""
+    from visualdl import LogReader
+    cfg = mini_config(tmp_path, batch_size=2, crop=64, iters=3)
+    save = tmp_path / 'o'
+    out = train_main(['--config', cfg, '--log_iters', '1', '--save_interval', '3', '--save_dir', str(save),
+                      '--do_eval', '--use_vdl'])
+    log = capsys.readouterr().out
+    rows = PADDLESEG_TRAIN_LINE.findall(log)
+    assert [(int(e), int(i), int(n)) for e, i, n, *_ in rows] == [(1, 1, 3), (1, 2, 3), (1, 3, 3)]
+    np.testing.assert_allclose([float(r[3]) for r in rows], [h['loss'] for h in out['history']], atol=1e-4)
+    np.testing.assert_allclose([float(r[4]) for r in rows], [h['lr'] for h in out['history']], atol=1e-6)
+    assert all(float(r[7]) > 0 for r in rows)
+    assert [float(x) for x in re.findall(r'loss: ([0-9.]+)', log)] == [float(r[3]) for r in rows]
+    assert len(re.findall(r'ips: ([0-9.]+) samples/sec', log)) == 3
+    eval_line = re.search(r'\[EVAL\] The model with the best validation mIoU \(([0-9.]+)\) was saved at iter (\d+)\.',
+                          log)
+    assert eval_line and float(eval_line.group(1)) == pytest.approx(out['best_miou'], abs=1e-4)
+
+    files = [f for f in os.listdir(save) if f.startswith('vdlrecords')]
+    reader = LogReader(file_path=str(save / files[0]))
+    tags = set(reader.get_tags()['scalar'])
+    assert {'Train/loss', 'Train/loss_0', 'Train/loss_1', 'Train/lr', 'Train/batch_cost', 'Train/reader_cost',
+            'Evaluate/mIoU', 'Evaluate/Acc'} <= tags
+    steps = [r.id for r in reader.get_data('scalar', 'Train/loss_1')]
+    assert steps == [1, 2, 3]
+    total = [r.value for r in reader.get_data('scalar', 'Train/loss')]
+    heads = [[r.value for r in reader.get_data('scalar', f'Train/loss_{i}')] for i in range(2)]
+    np.testing.assert_allclose(total, np.add(*heads), rtol=1e-4)
+
+
+def test_a_model_with_compute_loss_owns_its_loss(tmp_path, mini_config):
+    """The loss hook: a model defining compute_loss(logits, batch, losses) gets the loader's
+    batch (here with the dataset's edge maps) and its (total, per-head) loss is trained on."""
+    from tiny_models import TinyEdgeSeg
+    TinyEdgeSeg.calls.clear()
+    cfg = mini_config(tmp_path, batch_size=2, crop=64, iters=2,
+                      model={'type': 'TinyEdgeSeg', 'num_classes': 19, 'pretrained': None})
+    out = train_main(['--config', cfg, '--log_iters', '1', '--save_dir', str(tmp_path / 'o'),
+                      '--opts', 'train_dataset.edge=True'])
+    assert len(TinyEdgeSeg.calls) == 2
+    assert all({'edge', 'img', 'label'} <= set(c['keys']) and c['edge_mean'] > 0 for c in TinyEdgeSeg.calls)
+    np.testing.assert_allclose([h['loss'] for h in out['history']], [c['loss'] for c in TinyEdgeSeg.calls], rtol=1e-6)
