@@ -95,7 +95,8 @@ def test_do_eval_scores_the_saved_model(launched):
     builder = Builder(load_config(launched['configs'][0]))
     load_model_weights(builder.model, str(best / 'model.pdparams'))
     alone = evaluate(builder.model, builder.val_dataset, print_detail=False)
-    assert float(r0['a_best_miou']) == pytest.approx(alone['miou'], abs=1e-6)
+    # (1e-4: a pixel whose argmax flips with another CPU thread count must not fail the test)
+    assert float(r0['a_best_miou']) == pytest.approx(alone['miou'], abs=1e-4)
     with open(best / 'score.json') as f:
         assert json.load(f) == {'miou': pytest.approx(float(r0['a_best_miou']), abs=1e-9), 'iter': 2}
 
