@@ -40,7 +40,7 @@ def _eval_options(builder, args):
 
 
 def train_parser():
-    p = argparse.ArgumentParser(description='Train a segmentation model (DDRNet family) on Paddle 3.x.')
+    p = argparse.ArgumentParser(description='Train a segmentation model on Paddle 3.x.')
     _common(p)
     p.add_argument('--iters', type=int, default=None, help='Total iterations (overrides the config).')
     p.add_argument('--batch_size', type=int, default=None, help='Images per card (overrides the config).')
@@ -89,7 +89,7 @@ def predict_parser():
     p.add_argument('--model_dir', default=None, help='Directory written by export.py (Paddle Inference).')
     p.add_argument('--image_path', required=True, help='An image, a folder (recursive) or a list file.')
     p.add_argument('--save_dir', default='output/result')
-    p.add_argument('--save_label_ids', action='store_true', help='Write Cityscapes ids instead of trainIds.')
+    p.add_argument('--save_label_ids', action='store_true', help="Write the dataset's official label ids (e.g. Cityscapes ids) instead of training indices.")
     p.add_argument('--enable_mkldnn', type=str2bool, nargs='?', const=True, default=True,
                    help='Exported model on CPU: use oneDNN (default True).')
     p.add_argument('--device', default=None)
@@ -118,7 +118,7 @@ def _infer_common(parser):
     parser.add_argument('--save_dir', default='output/infer', help='Where label/, pseudo_color_prediction/ go.')
     parser.add_argument('--batch_size', type=int, default=1, help='Images per run (same-size images are batched).')
     parser.add_argument('--cpu_threads', type=int, default=None, help='CPU threads (default: all cores).')
-    parser.add_argument('--save_label_ids', action='store_true', help='Write Cityscapes ids instead of trainIds.')
+    parser.add_argument('--save_label_ids', action='store_true', help="Write the dataset's official label ids (e.g. Cityscapes ids) instead of training indices.")
     parser.add_argument('--benchmark', type=str2bool, default=False,
                         help='Warm up, then print preprocess / inference / postprocess times per image.')
     parser.add_argument('--save_log_path', default=None, help='With --benchmark: also append the timings here.')
@@ -258,7 +258,7 @@ def export_main(argv=None):
         logger.warning('No --model_path: exporting the initial (untrained) weights.')
     transforms = cfg.val_dataset_cfg.get('transforms', [])
     export_inference_model(model, args.save_dir, transforms, args.input_shape, args.output_op,
-                           onnx=args.format == 'onnx')
+                           onnx=args.format == 'onnx', meta=builder.dataset_meta())
     files = 'model.json, model.pdiparams, deploy.yaml' + (', model.onnx' if args.format == 'onnx' else '')
     logger.info(f"Exported to '{args.save_dir}' ({files}).")
     return args.save_dir
@@ -283,13 +283,15 @@ def predict_main(argv=None):
         if args.is_slide and not (args.crop_size and args.stride):
             raise UserError('--is_slide needs --crop_size W H and --stride W H.')
         cfg = load_config(args.config, opts=args.opts)
-        model = Builder(cfg).model
+        builder = Builder(cfg)
+        model = builder.model
         load_model_weights(model, args.model_path)
         options = {'is_slide': args.is_slide, 'crop_size': args.crop_size, 'stride': args.stride}
         if args.aug_pred:
             options.update(aug_pred=True, scales=args.scales, flip_horizontal=args.flip_horizontal,
                            flip_vertical=args.flip_vertical)
-        predictor = DygraphPredictor(model, cfg.val_dataset_cfg.get('transforms', []), **options)
+        predictor = DygraphPredictor(model, cfg.val_dataset_cfg.get('transforms', []), builder.dataset_meta(),
+                                     **options)
     return _fail_if_unread(*predict_files(predictor, args.image_path, args.save_dir, args.save_label_ids))
 
 

@@ -9,7 +9,8 @@ random input: warm-up runs, then timed runs; latency median and p90, FPS. Engine
   paddle         the export (export.py defaults) with Paddle Inference, no oneDNN
   paddle_onednn  the same with oneDNN (as deploy/python/infer.py runs it by default)
   onnxruntime    export.py --format onnx with ONNX Runtime
-  torch          the official PyTorch model (tools/reference, eager), its own output: logits at 1/8
+  torch          the variant's reference implementation (tools/reference, PyTorch eager), its own
+                 output (DDRNet: the official model, logits at 1/8)
 The exported engines output the full-size label map. The machine's matrix-multiply peak
 (sgemm, 2048² and 4096², best of NumPy and ONNX Runtime) is measured too; "% peak" = 2 x MACs /
 latency / that peak. Weights are random (speed does not depend on them).
@@ -25,10 +26,8 @@ import tempfile
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..'))
-sys.path.insert(0, ROOT)
 
 ENGINES = ('dygraph', 'paddle', 'paddle_onednn', 'onnxruntime', 'torch')
-TORCH_VARIANTS = {'DDRNet23Slim': 'ddrnet23_slim', 'DDRNet23': 'ddrnet23', 'DDRNet39': 'ddrnet39'}
 
 
 def build_model(config):
@@ -54,14 +53,21 @@ def engine_runner(engine, args, workdir):
     import numpy as np
     x = np.random.default_rng(0).normal(size=args.input_shape).astype(np.float32)
     if engine == 'torch':
+        import importlib.util
+
         import torch
-        sys.path.insert(0, os.path.join(ROOT, 'tools', 'reference'))
-        from torch_ddrnet import randomized
+
+        from paddleseg_ddr.models import get_variant
         torch.set_num_threads(args.cpu_threads)
         # the parent passes the model type: building the Paddle model here would count in torch's memory
-        if args.model_type not in TORCH_VARIANTS:
+        reference = get_variant(args.model_type).reference
+        if reference is None:
             raise SystemExit(f'no PyTorch reference for {args.model_type}')
-        model, tx = randomized(TORCH_VARIANTS[args.model_type], augment=False), torch.from_numpy(x)
+        module, name = reference
+        spec = importlib.util.spec_from_file_location(module, os.path.join(ROOT, 'tools', 'reference', module + '.py'))
+        implementation = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(implementation)
+        model, tx = implementation.randomized(name, augment=False), torch.from_numpy(x)
 
         def run():
             with torch.no_grad():

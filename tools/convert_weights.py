@@ -10,13 +10,10 @@ PyTorch is not needed: the .pth is read directly (zip or legacy format).
 """
 import argparse
 import os
-import sys
 
-sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))
-
-from paddleseg_ddr.cli import run  # noqa: E402
-from paddleseg_ddr.errors import UserError  # noqa: E402
-from paddleseg_ddr.utils.fileio import save_paddle  # noqa: E402
+from paddleseg_ddr.cli import run
+from paddleseg_ddr.errors import UserError
+from paddleseg_ddr.utils.fileio import save_paddle
 
 
 def main(argv=None):

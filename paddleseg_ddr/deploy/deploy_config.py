@@ -53,6 +53,19 @@ def _resolve(model_dir, deploy_file, key, name):
                     f"{model_dir}.")
 
 
+def deploy_meta(deploy):
+    """The dataset metadata recorded by export.py (class names, palette, label ids), or None
+    for exports without it (older ones, PaddleSeg's)."""
+    from ..datasets.metainfo import DatasetMeta
+    if not deploy.get('class_names') or not deploy.get('palette'):
+        return None
+    try:
+        return DatasetMeta(classes=tuple(deploy['class_names']), palette=tuple(tuple(c) for c in deploy['palette']),
+                           label_ids=tuple(deploy['label_ids']) if deploy.get('label_ids') else None)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"deploy.yaml: inconsistent class_names / palette / label_ids ({e}): export again.") from None
+
+
 def read_deploy_config(path, required=('model', 'params')):
     """The ``Deploy`` section of ``path`` (an export directory or its deploy.yaml), with the
     named files resolved to absolute paths and checked to exist."""

@@ -1,6 +1,7 @@
 """Static inference graphs (Paddle 3 PIR: ``model.json`` + ``model.pdiparams``) and the
 ``deploy.yaml`` that records how to feed them, in PaddleSeg's deploy format."""
 import contextlib
+import copy
 import os
 
 import paddle
@@ -8,6 +9,7 @@ import paddle.nn.functional as F
 from paddleseg.utils import logger
 
 from ..errors import UserError
+from ..models.reparameterize import reparameterize
 from ..utils.fileio import remove_own_files, temp_name
 from .deploy_config import DEPLOY_FILE, load_deploy_yaml, write_deploy_yaml
 
@@ -45,12 +47,17 @@ def _recorded_onnx(save_dir):
     return None
 
 
-def export_inference_model(model, save_dir, transforms, input_shape=None, output_op='argmax', onnx=False):
+def export_inference_model(model, save_dir, transforms, input_shape=None, output_op='argmax', onnx=False,
+                           meta=None, fuse=True):
     """Write ``model.json``, ``model.pdiparams`` and ``deploy.yaml`` into ``save_dir``.
 
     ``input_shape`` [N, C, H, W] fixes the input size; by default batch, height and width
     are dynamic. The auxiliary head is not part of the graph (the model is in eval mode).
-    ``onnx`` also writes ``model.onnx`` (paddle2onnx).
+    ``onnx`` also writes ``model.onnx`` (paddle2onnx). ``meta`` (the dataset's
+    :class:`~paddleseg_ddr.datasets.metainfo.DatasetMeta`) records class names, palette and
+    label ids in deploy.yaml, so predictions are coloured and written for that dataset.
+    ``fuse`` exports a re-parameterised copy of the model (conv+BN folded, and whatever each
+    family's blocks fuse); the caller's model is left as it is.
 
     ``save_dir`` may already hold anything (e.g. a training folder): only the export's own
     files are added or replaced. Every file is first written under a temporary name beside
@@ -62,6 +69,8 @@ def export_inference_model(model, save_dir, transforms, input_shape=None, output
     if os.path.exists(save_dir) and not os.path.isdir(save_dir):
         raise UserError(f"--save_dir '{save_dir}' is a file: give a folder for the export.")
     shape = list(input_shape) if input_shape is not None else [None, 3, None, None]
+    if fuse:
+        model = reparameterize(copy.deepcopy(model))
     wrapper = InferenceModel(model, output_op)
     if onnx:
         from .onnx_export import paddle_to_onnx, require_paddle2onnx
@@ -100,5 +109,7 @@ def export_inference_model(model, save_dir, transforms, input_shape=None, output
         'output_dtype': 'int32' if output_op == 'argmax' else 'float32'}}
     if onnx:
         deploy['Deploy']['onnx_model'] = ONNX_FILE
+    if meta is not None:
+        deploy['Deploy'].update(meta.to_deploy())
     write_deploy_yaml(os.path.join(save_dir, DEPLOY_FILE), deploy)
     return save_dir

@@ -2,7 +2,7 @@
 import os
 
 from ..errors import UserError
-from .deploy_config import read_deploy_config
+from .deploy_config import deploy_meta, read_deploy_config
 from .predict import ExportedModelPredictor
 
 
@@ -26,7 +26,7 @@ class OnnxRuntimePredictor(ExportedModelPredictor):
                 raise UserError(f"no deploy.yaml next to '{model}': it records the preprocessing; "
                                 'export with export.py --format onnx.')
             deploy, onnx_file = read_deploy_config(deploy_file, required=()), model
-        super().__init__(deploy['transforms'], deploy['output_op'])
+        super().__init__(deploy['transforms'], deploy['output_op'], deploy_meta(deploy))
         options = ort.SessionOptions()
         options.intra_op_num_threads = cpu_threads or len(os.sched_getaffinity(0))
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

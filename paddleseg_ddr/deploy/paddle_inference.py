@@ -4,7 +4,7 @@ import os
 from paddleseg.utils import logger
 
 from ..errors import UserError
-from .deploy_config import read_deploy_config
+from .deploy_config import deploy_meta, read_deploy_config
 from .predict import ExportedModelPredictor
 
 PRECISIONS = ('fp32', 'fp16', 'int8')
@@ -69,7 +69,7 @@ class PaddleInferencePredictor(ExportedModelPredictor):
 
     def __init__(self, model_dir, device='cpu', enable_mkldnn=True, cpu_threads=None, **options):
         deploy = read_deploy_config(model_dir)
-        super().__init__(deploy['transforms'], deploy['output_op'])
+        super().__init__(deploy['transforms'], deploy['output_op'], deploy_meta(deploy))
         if device == 'gpu':
             import paddle
             if not paddle.is_compiled_with_cuda():

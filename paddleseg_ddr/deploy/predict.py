@@ -76,9 +76,10 @@ class ExportedModelPredictor:
     batched; outputs are label maps [N, H, W] (output_op argmax) or scores [N, C, H, W].
     """
 
-    def __init__(self, transforms_cfg, output_op='argmax'):
+    def __init__(self, transforms_cfg, output_op='argmax', meta=None):
         self.transforms = _compose(transforms_cfg)
         self.output_op = output_op
+        self.meta = meta  # DatasetMeta from deploy.yaml, for colours and label ids
         self.times = {'preprocess': 0.0, 'inference': 0.0, 'postprocess': 0.0}
         self.images = 0
 
@@ -118,8 +119,9 @@ class ExportedModelPredictor:
 class DygraphPredictor:
     """A trained model in dygraph, with optional multi-scale/flip or sliding-window inference."""
 
-    def __init__(self, model, transforms_cfg, **infer_options):
+    def __init__(self, model, transforms_cfg, meta=None, **infer_options):
         self.model = model
+        self.meta = meta  # the config's DatasetMeta, for colours and label ids
         self.model.eval()
         self.transforms = _compose(transforms_cfg)
         self.options = infer_options
@@ -142,14 +144,23 @@ class DygraphPredictor:
         return logit.argmax(axis=1).numpy()[0].astype(np.uint8)
 
 
-def cityscapes_palette():
-    """trainId -> RGB colour (19 classes) and trainId -> Cityscapes id, from cityscapesscripts."""
-    from cityscapesscripts.helpers.labels import trainId2label
-    colors = np.zeros((256, 3), np.uint8)
-    ids = np.zeros(256, np.uint8)
-    for train_id in range(19):
-        colors[train_id] = trainId2label[train_id].color
-        ids[train_id] = trainId2label[train_id].id
+def label_tables(meta, save_label_ids=False):
+    """(colours [256, 3] RGB, label ids [256]) indexed by predicted class.
+
+    Colours and ids come from the dataset's metadata (deploy.yaml or the config's dataset);
+    without it, PaddleSeg's generic colour map. ``save_label_ids`` needs the dataset's ids.
+    """
+    from ..datasets.metainfo import generic_palette
+    colors = np.array(generic_palette(256), np.uint8)
+    ids = np.arange(256, dtype=np.uint8)
+    if meta is not None:
+        colors[:meta.num_classes] = np.array(meta.palette, np.uint8)
+    if save_label_ids:
+        if meta is None or meta.label_ids is None:
+            raise UserError('--save_label_ids: the dataset of this model declares no official label ids '
+                            '(only e.g. Cityscapes does), or the export predates them: export again with '
+                            'export.py, or leave out --save_label_ids.')
+        ids[:meta.num_classes] = np.array(meta.label_ids, np.uint8)
     return colors, ids
 
 
@@ -170,7 +181,7 @@ def predict_files(predictor, image_path, save_dir, save_label_ids=False, weight=
 
     Unreadable images are reported by name and skipped.
     """
-    colors, ids = cityscapes_palette()
+    colors, ids = label_tables(getattr(predictor, 'meta', None), save_label_ids)
     files = list_images(image_path)
     done, failed = 0, []
     start = time.time()

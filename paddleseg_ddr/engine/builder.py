@@ -10,6 +10,7 @@ import yaml
 from paddleseg.cvlibs import Config, SegBuilder, manager
 from paddleseg.utils.utils import CachedProperty as cached_property
 
+from ..datasets.metainfo import dataset_meta
 from ..errors import UserError
 from .train import use_sync_bn
 
@@ -87,6 +88,18 @@ class Builder(SegBuilder):
     @cached_property
     def model(self):
         return use_sync_bn(super().model)
+
+    def dataset_meta(self):
+        """The :class:`DatasetMeta` of the config's dataset (val, else train), read from the
+        dataset class without building it (export and prediction need no data on disk)."""
+        section = self.config.dic.get('val_dataset') or self.config.dic.get('train_dataset') or {}
+        num_classes = (self.config.dic.get('model') or {}).get('num_classes')
+        if section.get('type') in manager.DATASETS.components_dict:
+            return dataset_meta(section['type'], num_classes)
+        if not num_classes:
+            raise UserError('the config names no registered dataset type and no model.num_classes: '
+                            'cannot tell the classes of this model.')
+        return dataset_meta(type('Unnamed', (), {'NUM_CLASSES': num_classes}))
 
     def eval_options(self, **overrides):
         """``test_config`` of the YAML, overridden by explicit (non-None) arguments."""

@@ -112,3 +112,19 @@ def test_gather_resize_export_is_retired():
         export_parser().parse_args(['--config', 'c.yml', '--resize_op', 'gather'])
     import inspect
     assert 'resize_op' not in inspect.signature(export_inference_model).parameters
+
+
+def test_export_is_reparameterized_and_matches_dygraph_to_1e5(tmp_path, mini_root, trained_like_model):
+    """The export folds conv+BN (fewer batch_norm ops in the graph than an unfused export)
+    and still gives the dygraph logits within 1e-5 relative (Paddle Inference, no oneDNN);
+    the caller's model keeps its BNs."""
+    fused = export_inference_model(trained_like_model, str(tmp_path / 'fused'), NORMALIZE, output_op='none')
+    plain = export_inference_model(trained_like_model, str(tmp_path / 'plain'), NORMALIZE, output_op='none', fuse=False)
+    count = lambda d: open(os.path.join(d, 'model.json')).read().count('batch_norm')  # noqa: E731
+    assert count(fused) < count(plain) // 3, (count(fused), count(plain))
+    assert sum(isinstance(l, paddle.nn.BatchNorm2D) for l in trained_like_model.sublayers()) > 50
+    pred = predictor(fused, False)
+    for name, x in inputs(mini_root):
+        with paddle.no_grad():
+            ref = trained_like_model(paddle.to_tensor(x))[0].numpy()
+        assert np.abs(run(pred, x) - ref).max() <= 1e-5 * np.abs(ref).max(), name

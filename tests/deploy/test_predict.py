@@ -92,3 +92,48 @@ def test_model_dir_problems_are_named(tmp_path, weights):
     os.remove(tmp_path / 'inf' / 'model.pdiparams')
     with pytest.raises(UserError, match='lacks model.pdiparams'):
         predict_main(['--model_dir', str(tmp_path / 'inf'), '--image_path', str(tmp_path)])
+
+
+def test_colours_and_ids_come_from_the_dataset_metadata(tmp_path, images, weights):
+    """export.py records the config dataset's classes, palette and ids in deploy.yaml; both
+    prediction routes colour with them (checked against cityscapesscripts' own table)."""
+    import yaml
+    from cityscapesscripts.helpers.labels import trainId2label
+    export_main(['--config', CONFIG, '--model_path', weights, '--save_dir', str(tmp_path / 'inference')])
+    deploy = yaml.safe_load((tmp_path / 'inference' / 'deploy.yaml').read_text())['Deploy']
+    assert deploy['class_names'][11] == 'person' and deploy['palette'][11] == list(trainId2label[11].color)
+    assert deploy['label_ids'][11] == trainId2label[11].id
+    palette_bgr = np.array([trainId2label[t].color for t in range(19)], np.uint8)[:, ::-1]
+    for route, args in (('st', ['--config', str(tmp_path / 'inference' / 'deploy.yaml')]),
+                        ('dy', ['--config', CONFIG, '--model_path', weights])):
+        predict_main([*args, '--image_path', str(images / 'gray.png'), '--save_dir', str(tmp_path / route)])
+        label = cv2.imread(str(tmp_path / route / 'label' / 'gray.png'), cv2.IMREAD_UNCHANGED)
+        colour = cv2.imread(str(tmp_path / route / 'pseudo_color_prediction' / 'gray.png'))
+        assert len(np.unique(label)) > 1, route
+        np.testing.assert_array_equal(colour, palette_bgr[label], err_msg=route)
+
+
+def test_a_dataset_without_label_ids_gets_its_palette_and_refuses_save_label_ids(tmp_path, images):
+    from paddleseg.cvlibs import manager
+
+    from paddleseg_ddr.datasets import DatasetMeta, dataset_meta
+    from paddleseg_ddr.deploy import PaddleInferencePredictor, export_inference_model, predict_files
+
+    class ThreeClassesForTests:
+        METAINFO = DatasetMeta(classes=('road', 'car', 'sky'), palette=((10, 20, 30), (40, 50, 60), (70, 80, 90)))
+    if 'ThreeClassesForTests' not in manager.DATASETS.components_dict:
+        manager.DATASETS.add_component(ThreeClassesForTests)
+    paddle.seed(5)
+    model = DDRNet23Slim(num_classes=3, aux_head=False)
+    model.eval()
+    out = export_inference_model(model, str(tmp_path / 'three'), [{'type': 'Normalize'}],
+                                 meta=dataset_meta('ThreeClassesForTests'))
+    predictor = PaddleInferencePredictor(out)
+    assert predictor.meta.classes == ('road', 'car', 'sky')
+    predict_files(predictor, str(images / 'rgba.png'), str(tmp_path / 'res'))
+    label = cv2.imread(str(tmp_path / 'res' / 'label' / 'rgba.png'), cv2.IMREAD_UNCHANGED)
+    colour = cv2.imread(str(tmp_path / 'res' / 'pseudo_color_prediction' / 'rgba.png'))
+    bgr = np.array([[30, 20, 10], [60, 50, 40], [90, 80, 70]], np.uint8)
+    np.testing.assert_array_equal(colour, bgr[label])
+    with pytest.raises(UserError, match='declares no official label ids'):
+        predict_files(predictor, str(images / 'rgba.png'), str(tmp_path / 'res2'), save_label_ids=True)
