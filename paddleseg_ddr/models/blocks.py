@@ -42,9 +42,25 @@ def bn_relu_conv(in_channels, out_channels, kernel_size, pool=None):
     return nn.Sequential(*layers)
 
 
-class BasicBlock(nn.Layer):
+class _ResidualBlock(nn.Layer):
+    """What residual blocks share: the shortcut sum with an optional final ReLU, and folding
+    of the (conv, BN) attribute pairs named in ``FOLDABLE`` for deployment."""
+    FOLDABLE = ()
+
+    def _residual(self, out, x):
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = out + shortcut
+        return out if self.no_relu else F.relu(out)
+
+    def reparameterize(self):
+        for conv, bn in self.FOLDABLE:
+            setattr(self, bn, fold_conv_bn(getattr(self, conv), getattr(self, bn)))
+
+
+class BasicBlock(_ResidualBlock):
     """Two 3x3 convs with a residual; ``no_relu`` leaves the sum un-activated."""
     expansion = 1
+    FOLDABLE = (('conv1', 'bn1'), ('conv2', 'bn2'))
 
     def __init__(self, in_channels, channels, stride=1, downsample=None, no_relu=False):
         super().__init__()
@@ -57,22 +73,16 @@ class BasicBlock(nn.Layer):
 
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        shortcut = x if self.downsample is None else self.downsample(x)
-        out = out + shortcut
-        return out if self.no_relu else F.relu(out)
-
-    def reparameterize(self):
-        self.bn1 = fold_conv_bn(self.conv1, self.bn1)
-        self.bn2 = fold_conv_bn(self.conv2, self.bn2)
+        return self._residual(self.bn2(self.conv2(out)), x)
 
 
-class Bottleneck(nn.Layer):
+class Bottleneck(_ResidualBlock):
     """1x1 - 3x3 - 1x1 residual block with expansion 2 (stage 5 of DDRNet, PIDNet's).
 
     The official Bottleneck defaults to ``no_relu=True``, and stage 5 keeps that default.
     """
     expansion = 2
+    FOLDABLE = (('conv1', 'bn1'), ('conv2', 'bn2'), ('conv3', 'bn3'))
 
     def __init__(self, in_channels, channels, stride=1, downsample=None, no_relu=True):
         super().__init__()
@@ -88,15 +98,7 @@ class Bottleneck(nn.Layer):
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
         out = F.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        shortcut = x if self.downsample is None else self.downsample(x)
-        out = out + shortcut
-        return out if self.no_relu else F.relu(out)
-
-    def reparameterize(self):
-        self.bn1 = fold_conv_bn(self.conv1, self.bn1)
-        self.bn2 = fold_conv_bn(self.conv2, self.bn2)
-        self.bn3 = fold_conv_bn(self.conv3, self.bn3)
+        return self._residual(self.bn3(self.conv3(out)), x)
 
 
 def make_stage(block, in_channels, channels, num_blocks, stride=1, last_relu=False):
