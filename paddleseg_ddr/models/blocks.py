@@ -11,11 +11,12 @@ Blocks that hold a convolution followed by a batch norm fold the pair for deploy
 their own ``reparameterize()``; :func:`.reparameterize.reparameterize` walks a network and
 calls them.
 """
+import numpy as np
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from .reparameterize import fold_conv_bn
+from .reparameterize import bn_scale_shift, conv_bn_kernel_bias, conv_with, fold_conv_bn
 
 
 def resize(x, size):
@@ -23,19 +24,19 @@ def resize(x, size):
     return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
 
 
-def conv_bn(in_channels, out_channels, kernel_size, stride=1, padding=None):
+def conv_bn(in_channels, out_channels, kernel_size, stride=1, padding=None, norm=nn.BatchNorm2D, groups=1):
     """Conv (no bias) followed by BN: the compression / downsample unit."""
     return nn.Sequential(
         nn.Conv2D(in_channels, out_channels, kernel_size, stride=stride,
-                  padding=kernel_size // 2 if padding is None else padding, bias_attr=False),
-        nn.BatchNorm2D(out_channels))
+                  padding=kernel_size // 2 if padding is None else padding, groups=groups, bias_attr=False),
+        norm(out_channels))
 
 
-def bn_relu_conv(in_channels, out_channels, kernel_size, pool=None):
+def bn_relu_conv(in_channels, out_channels, kernel_size, pool=None, norm=nn.BatchNorm2D):
     """Pre-activation unit of DAPPM: [pool] - BN - ReLU - conv (the BN cannot be folded)."""
     layers = [] if pool is None else [pool]
     layers += [
-        nn.BatchNorm2D(in_channels), nn.ReLU(),
+        norm(in_channels), nn.ReLU(),
         nn.Conv2D(in_channels, out_channels, kernel_size,
                   padding=kernel_size // 2, bias_attr=False)
     ]
@@ -62,12 +63,12 @@ class BasicBlock(_ResidualBlock):
     expansion = 1
     FOLDABLE = (('conv1', 'bn1'), ('conv2', 'bn2'))
 
-    def __init__(self, in_channels, channels, stride=1, downsample=None, no_relu=False):
+    def __init__(self, in_channels, channels, stride=1, downsample=None, no_relu=False, norm=nn.BatchNorm2D):
         super().__init__()
         self.conv1 = nn.Conv2D(in_channels, channels, 3, stride, 1, bias_attr=False)
-        self.bn1 = nn.BatchNorm2D(channels)
+        self.bn1 = norm(channels)
         self.conv2 = nn.Conv2D(channels, channels, 3, 1, 1, bias_attr=False)
-        self.bn2 = nn.BatchNorm2D(channels)
+        self.bn2 = norm(channels)
         self.downsample = downsample
         self.no_relu = no_relu
 
@@ -84,14 +85,14 @@ class Bottleneck(_ResidualBlock):
     expansion = 2
     FOLDABLE = (('conv1', 'bn1'), ('conv2', 'bn2'), ('conv3', 'bn3'))
 
-    def __init__(self, in_channels, channels, stride=1, downsample=None, no_relu=True):
+    def __init__(self, in_channels, channels, stride=1, downsample=None, no_relu=True, norm=nn.BatchNorm2D):
         super().__init__()
         self.conv1 = nn.Conv2D(in_channels, channels, 1, bias_attr=False)
-        self.bn1 = nn.BatchNorm2D(channels)
+        self.bn1 = norm(channels)
         self.conv2 = nn.Conv2D(channels, channels, 3, stride, 1, bias_attr=False)
-        self.bn2 = nn.BatchNorm2D(channels)
+        self.bn2 = norm(channels)
         self.conv3 = nn.Conv2D(channels, channels * self.expansion, 1, bias_attr=False)
-        self.bn3 = nn.BatchNorm2D(channels * self.expansion)
+        self.bn3 = norm(channels * self.expansion)
         self.downsample = downsample
         self.no_relu = no_relu
 
@@ -101,32 +102,37 @@ class Bottleneck(_ResidualBlock):
         return self._residual(self.bn3(self.conv3(out)), x)
 
 
-def make_stage(block, in_channels, channels, num_blocks, stride=1, last_relu=False):
+def make_stage(block, in_channels, channels, num_blocks, stride=1, last_relu=False, norm=nn.BatchNorm2D):
     """A sequence of ``num_blocks`` residual blocks of type ``block``.
 
-    As in the official DDRNet and PIDNet code the last of several blocks has no final ReLU
-    (the caller applies it where the next stage needs it); ``last_relu=True`` keeps it.
+    As in the official DDRNet, PIDNet and mmsegmentation code the last of several blocks has
+    no final ReLU (the caller applies it where the next stage needs it); ``last_relu=True``
+    keeps it. The first block keeps its class default (BasicBlock: ReLU; Bottleneck: none).
     A strided or widening first block gets a 1x1 conv+BN shortcut.
     """
     out_channels = channels * block.expansion
     downsample = None
     if stride != 1 or in_channels != out_channels:
-        downsample = conv_bn(in_channels, out_channels, 1, stride)
-    blocks = [block(in_channels, channels, stride, downsample)]
+        downsample = conv_bn(in_channels, out_channels, 1, stride, norm=norm)
+    blocks = [block(in_channels, channels, stride, downsample, norm=norm)]
     for i in range(1, num_blocks):
-        blocks.append(block(out_channels, channels, no_relu=(i == num_blocks - 1 and not last_relu)))
+        blocks.append(block(out_channels, channels, no_relu=(i == num_blocks - 1 and not last_relu), norm=norm))
     return nn.Sequential(*blocks)
 
 
 class DAPPM(nn.Layer):
-    """Deep Aggregation Pyramid Pooling Module (DDRNet; PIDNet-L).
+    """Deep Aggregation Pyramid Pooling Module (DDRNet, PIDNet-L), and its parallel form
+    (PIDNet's PAPPM, RDRNet's RPPM).
 
     Scales: identity, one average pooling per ``pools`` entry (kernel, stride) and global
-    pooling. Each pooled scale is resized back and fused hierarchically with the previous
-    one by a 3x3 conv; the five are concatenated, compressed and added to a 1x1 shortcut.
-    Average pooling counts the zero padding (PyTorch's default, ``exclusive=False`` in
-    Paddle), which the released weights were trained with; PaddleSeg's DDRNet_23 excludes it
-    (``pool_exclusive=True``).
+    pooling, each followed by BN-ReLU-conv1x1 and resized back. DAPPM fuses them
+    hierarchically, each pooled scale with the previous output by its own BN-ReLU-conv3x3
+    (``process1..``); the parallel form adds every pooled scale to the identity scale and
+    processes all of them at once with one grouped layer (``processes``, made by
+    ``parallel(channels, groups, norm)``). The scales are concatenated, compressed and added
+    to a 1x1 shortcut. Average pooling counts the zero padding (PyTorch's default,
+    ``exclusive=False`` in Paddle), which the released weights were trained with;
+    PaddleSeg's DDRNet_23 excludes it (``pool_exclusive=True``).
 
     Args:
         in_channels (int): Input channels.
@@ -135,39 +141,52 @@ class DAPPM(nn.Layer):
         pools (tuple): (kernel, stride) of the average poolings between identity and global.
             Default: DDRNet's ((5, 2), (9, 4), (17, 8)).
         pool_exclusive (bool): Exclude the padding from the averages. Default: False.
+        norm (callable): Batch-norm factory, ``norm(channels)``. Default: nn.BatchNorm2D.
+        parallel (callable, optional): Factory of the parallel processing layer; None builds
+            DAPPM's hierarchical one. Default: None.
     """
 
     def __init__(self, in_channels, branch_channels, out_channels, pools=((5, 2), (9, 4), (17, 8)),
-                 pool_exclusive=False):
+                 pool_exclusive=False, norm=nn.BatchNorm2D, parallel=None):
         super().__init__()
         self.num_scales = len(pools) + 2
-        self.scale0 = bn_relu_conv(in_channels, branch_channels, 1)
+        self.parallel = parallel is not None
+        self.scale0 = bn_relu_conv(in_channels, branch_channels, 1, norm=norm)
         for i, (kernel, stride) in enumerate(pools, start=1):
             pool = nn.AvgPool2D(kernel, stride, kernel // 2, exclusive=pool_exclusive)
-            setattr(self, f'scale{i}', bn_relu_conv(in_channels, branch_channels, 1, pool))
-        setattr(self, f'scale{len(pools) + 1}', bn_relu_conv(in_channels, branch_channels, 1, nn.AdaptiveAvgPool2D(1)))
-        for i in range(1, self.num_scales):
-            setattr(self, f'process{i}', bn_relu_conv(branch_channels, branch_channels, 3))
-        self.compression = bn_relu_conv(branch_channels * self.num_scales, out_channels, 1)
-        self.shortcut = bn_relu_conv(in_channels, out_channels, 1)
+            setattr(self, f'scale{i}', bn_relu_conv(in_channels, branch_channels, 1, pool, norm=norm))
+        setattr(self, f'scale{len(pools) + 1}',
+                bn_relu_conv(in_channels, branch_channels, 1, nn.AdaptiveAvgPool2D(1), norm=norm))
+        if self.parallel:
+            groups = self.num_scales - 1
+            self.processes = parallel(branch_channels * groups, groups, norm)
+        else:
+            for i in range(1, self.num_scales):
+                setattr(self, f'process{i}', bn_relu_conv(branch_channels, branch_channels, 3, norm=norm))
+        self.compression = bn_relu_conv(branch_channels * self.num_scales, out_channels, 1, norm=norm)
+        self.shortcut = bn_relu_conv(in_channels, out_channels, 1, norm=norm)
 
     def forward(self, x):
         size = paddle.shape(x)[2:]
         outs = [self.scale0(x)]
-        for i in range(1, self.num_scales):
-            scaled = resize(getattr(self, f'scale{i}')(x), size)
-            outs.append(getattr(self, f'process{i}')(scaled + outs[-1]))
+        scaled = [resize(getattr(self, f'scale{i}')(x), size) for i in range(1, self.num_scales)]
+        if self.parallel:
+            outs.append(self.processes(paddle.concat([s + outs[0] for s in scaled], axis=1)))
+        else:
+            for i, s in enumerate(scaled, start=1):
+                outs.append(getattr(self, f'process{i}')(s + outs[-1]))
         return self.compression(paddle.concat(outs, axis=1)) + self.shortcut(x)
 
 
 class SegHead(nn.Layer):
-    """BN - ReLU - conv3x3 - BN - ReLU - conv1x1 (with bias): ``segmenthead`` upstream."""
+    """BN - ReLU - conv3x3 - BN - ReLU - conv1x1 (with bias): ``segmenthead`` of DDRNet,
+    ``DDRHead``'s head + ``conv_seg`` in mmsegmentation (RDRNet)."""
 
-    def __init__(self, in_channels, mid_channels, num_classes):
+    def __init__(self, in_channels, mid_channels, num_classes, norm=nn.BatchNorm2D):
         super().__init__()
-        self.bn1 = nn.BatchNorm2D(in_channels)
+        self.bn1 = norm(in_channels)
         self.conv1 = nn.Conv2D(in_channels, mid_channels, 3, padding=1, bias_attr=False)
-        self.bn2 = nn.BatchNorm2D(mid_channels)
+        self.bn2 = norm(mid_channels)
         self.conv2 = nn.Conv2D(mid_channels, num_classes, 1)
 
     def forward(self, x):
@@ -177,3 +196,78 @@ class SegHead(nn.Layer):
     def reparameterize(self):
         # bn1 acts before a ReLU on the head's input and stays; bn2 follows conv1 directly.
         self.bn2 = fold_conv_bn(self.conv1, self.bn2)
+
+
+class RepBlock(nn.Layer):
+    """Re-parameterisable block (RDRNet's RB): trains with three paths, runs as one 3x3 conv.
+
+    Training graph: ``path_3x3`` (3x3 conv + BN) + ``path_1x1`` (1x1 conv + BN, then 1x1
+    conv + BN, both convs with bias) + ``path_residual`` (a BN of the input, when input and
+    output shapes match), then ReLU unless ``act=False`` (the last block of a stage). After
+    :meth:`reparameterize`: ``reparam_3x3``, one 3x3 conv with bias equal to the sum (the
+    1x1 path is the product of its two kernels put at the 3x3 centre, which holds with
+    stride 2 too; the identity is a centred unit kernel).
+    """
+
+    def __init__(self, in_channels, out_channels, stride=1, act=True, norm=nn.BatchNorm2D):
+        super().__init__()
+        self.act = act
+        self.path_3x3 = conv_bn(in_channels, out_channels, 3, stride, norm=norm)
+        self.path_1x1 = nn.Sequential(
+            nn.Conv2D(in_channels, out_channels, 1, stride=stride), norm(out_channels),
+            nn.Conv2D(out_channels, out_channels, 1), norm(out_channels))
+        self.path_residual = norm(in_channels) if in_channels == out_channels and stride == 1 else None
+
+    def forward(self, x):
+        if hasattr(self, 'reparam_3x3'):
+            out = self.reparam_3x3(x)
+        else:
+            out = self.path_3x3(x) + self.path_1x1(x)
+            if self.path_residual is not None:
+                out = out + self.path_residual(x)
+        return F.relu(out) if self.act else out
+
+    @paddle.no_grad()
+    def reparameterize(self):
+        if hasattr(self, 'reparam_3x3'):
+            return
+        kernel, bias = conv_bn_kernel_bias(*self.path_3x3)
+        k1, b1 = conv_bn_kernel_bias(self.path_1x1[0], self.path_1x1[1])
+        k2, b2 = conv_bn_kernel_bias(self.path_1x1[2], self.path_1x1[3])
+        k2 = k2[:, :, 0, 0]
+        kernel[:, :, 1, 1] += k2 @ k1[:, :, 0, 0]
+        bias = bias + k2 @ b1 + b2
+        if self.path_residual is not None:
+            scale, shift = bn_scale_shift(self.path_residual)
+            kernel[np.arange(len(scale)), np.arange(len(scale)), 1, 1] += scale
+            bias = bias + shift
+        self.reparam_3x3 = conv_with(self.path_3x3[0], kernel, bias)
+        for name in ('path_3x3', 'path_1x1', 'path_residual'):
+            delattr(self, name)
+
+
+class RepParallel(nn.Layer):
+    """BN - ReLU, then two parallel grouped 3x3 conv+BN summed (RDRNet's RPPM processing);
+    :meth:`reparameterize` merges them into ``reparam_parallel``, one grouped conv with bias.
+    The input BN and ReLU stay."""
+
+    def __init__(self, channels, groups, norm=nn.BatchNorm2D):
+        super().__init__()
+        self.norm = norm(channels)
+        self.parallel1 = conv_bn(channels, channels, 3, groups=groups, norm=norm)
+        self.parallel2 = conv_bn(channels, channels, 3, groups=groups, norm=norm)
+
+    def forward(self, x):
+        x = F.relu(self.norm(x))
+        if hasattr(self, 'reparam_parallel'):
+            return self.reparam_parallel(x)
+        return self.parallel1(x) + self.parallel2(x)
+
+    @paddle.no_grad()
+    def reparameterize(self):
+        if hasattr(self, 'reparam_parallel'):
+            return
+        (k1, b1), (k2, b2) = conv_bn_kernel_bias(*self.parallel1), conv_bn_kernel_bias(*self.parallel2)
+        self.reparam_parallel = conv_with(self.parallel1[0], k1 + k2, b1 + b2)
+        delattr(self, 'parallel1')
+        delattr(self, 'parallel2')

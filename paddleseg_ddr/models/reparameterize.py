@@ -2,7 +2,7 @@
 one with fewer layers before it is exported.
 
 Every block that can be fused knows how: it has a ``reparameterize()`` method that rewrites
-its own sub-layers (DDRNet's residual blocks fold each conv+BN pair; RDRNet's blocks will
+its own sub-layers (DDRNet's residual blocks fold each conv+BN pair; RDRNet's blocks
 merge their three training paths into one 3x3 convolution). :func:`reparameterize` walks the
 network and calls them; ``nn.Sequential`` containers, which are not ours, get the generic
 rule: a ``Conv2D`` directly followed by a ``BatchNorm2D`` is folded.
@@ -10,36 +10,58 @@ rule: a ``Conv2D`` directly followed by a ``BatchNorm2D`` is folded.
 The result computes the same function in eval mode (to float rounding) and has no batch
 norm to train: it is for export and inference only.
 """
+import numpy as np
 import paddle
 import paddle.nn as nn
+
+
+def bn_scale_shift(bn):
+    """(scale, shift) float64 arrays with bn(x) = scale * x + shift per channel (eval mode)."""
+    mean, var = bn._mean.numpy().astype(np.float64), bn._variance.numpy().astype(np.float64)
+    gamma = bn.weight.numpy().astype(np.float64) if bn.weight is not None else np.ones_like(mean)
+    beta = bn.bias.numpy().astype(np.float64) if bn.bias is not None else np.zeros_like(mean)
+    scale = gamma / np.sqrt(var + bn._epsilon)
+    return scale, beta - mean * scale
+
+
+def conv_bn_kernel_bias(conv, bn):
+    """(kernel, bias) float64 arrays of the convolution equal to bn(conv(x)) in eval mode.
+
+    bn(conv(x)) = gamma * (W x + b - mean) / sqrt(var + eps) + beta
+                = (s * W) x + s * (b - mean) + beta,  s = gamma / sqrt(var + eps)
+    """
+    if not isinstance(conv, nn.Conv2D) or not isinstance(bn, nn.BatchNorm2D):
+        raise TypeError(f'conv_bn_kernel_bias needs Conv2D + BatchNorm2D, got {type(conv).__name__} + {type(bn).__name__}')
+    if conv._data_format != 'NCHW':
+        raise ValueError('conv+BN folding supports NCHW convolutions only.')
+    scale, shift = bn_scale_shift(bn)
+    kernel = conv.weight.numpy().astype(np.float64) * scale.reshape(-1, 1, 1, 1)
+    bias = conv.bias.numpy().astype(np.float64) if conv.bias is not None else np.zeros_like(scale)
+    return kernel, bias * scale + shift
+
+
+def conv_with(template, kernel, bias):
+    """A new ``Conv2D`` with ``template``'s geometry (stride, padding, groups, dilation) and
+    the given kernel and bias (NumPy arrays; the kernel's shape may differ from the template's)."""
+    out_channels, in_per_group, kh, kw = kernel.shape
+    conv = nn.Conv2D(in_per_group * template._groups, out_channels, (kh, kw), stride=template._stride,
+                     padding=template._padding, dilation=template._dilation, groups=template._groups)
+    conv.weight.set_value(kernel.astype(np.float32))
+    conv.bias.set_value(bias.astype(np.float32))
+    return conv
 
 
 @paddle.no_grad()
 def fold_conv_bn(conv, bn):
     """Fold ``bn`` (eval-mode statistics) into ``conv`` in place; returns the layer that
-    replaces ``bn`` (an ``nn.Identity``).
-
-    bn(conv(x)) = gamma * (W x + b - mean) / sqrt(var + eps) + beta
-                = (s * W) x + s * (b - mean) + beta,  s = gamma / sqrt(var + eps)
-    A convolution without bias gets one.
-    """
+    replaces ``bn`` (an ``nn.Identity``). A convolution without bias gets one."""
     if isinstance(bn, nn.Identity):
         return bn
-    if not isinstance(conv, nn.Conv2D) or not isinstance(bn, nn.BatchNorm2D):
-        raise TypeError(f'fold_conv_bn needs Conv2D + BatchNorm2D, got {type(conv).__name__} + {type(bn).__name__}')
-    if conv._data_format != 'NCHW':
-        raise ValueError('fold_conv_bn supports NCHW convolutions only.')
-    mean, var = bn._mean.astype('float64'), bn._variance.astype('float64')
-    gamma = bn.weight.astype('float64') if bn.weight is not None else paddle.ones_like(mean)
-    beta = bn.bias.astype('float64') if bn.bias is not None else paddle.zeros_like(mean)
-    scale = gamma / paddle.sqrt(var + bn._epsilon)
-    weight = conv.weight.astype('float64') * scale.reshape([-1, 1, 1, 1])
-    bias = conv.bias.astype('float64') if conv.bias is not None else paddle.zeros_like(mean)
-    bias = (bias - mean) * scale + beta
-    conv.weight.set_value(weight.astype(conv.weight.dtype))
+    kernel, bias = conv_bn_kernel_bias(conv, bn)
+    conv.weight.set_value(kernel.astype(np.float32))
     if conv.bias is None:
         conv.bias = conv.create_parameter([conv._out_channels], dtype=conv.weight.dtype, is_bias=True)
-    conv.bias.set_value(bias.astype(conv.bias.dtype))
+    conv.bias.set_value(bias.astype(np.float32))
     return nn.Identity()
 
 
@@ -51,21 +73,26 @@ def _fold_sequential(seq):
             seq._sub_layers[second] = fold_conv_bn(conv, bn)
 
 
+def _walk(layer):
+    if callable(getattr(layer, 'reparameterize', None)):
+        layer.reparameterize()  # the block rewrites its own parts first ...
+    elif isinstance(layer, nn.Sequential):
+        _fold_sequential(layer)
+    for child in list(layer.children()):  # ... then what it left (e.g. a shortcut's conv+BN)
+        _walk(child)
+
+
 def reparameterize(model):
     """Fuse what can be fused in ``model``, in place; returns ``model`` in eval mode.
 
-    Calls ``reparameterize()`` on every sub-layer that defines it (children first, so a
-    block sees its already-fused parts) and folds conv+BN pairs inside ``nn.Sequential``.
-    Idempotent: a second call changes nothing.
+    Walks the network from the top: a sub-layer that defines ``reparameterize()`` rewrites
+    itself (a re-parameterisable block merges its training paths, which must not be folded
+    piecemeal before), then its remaining children are visited; conv+BN pairs inside
+    ``nn.Sequential`` containers are folded. Idempotent: a second call changes nothing.
+    The model is marked ``reparameterized``: the training engine refuses it.
     """
     model.eval()
-    layers = model.sublayers(include_self=True)
-    for layer in reversed(layers):  # sublayers() lists parents before children
-        if isinstance(layer, nn.Sequential):
-            _fold_sequential(layer)
-        elif callable(getattr(layer, 'reparameterize', None)) and layer is not model:
-            layer.reparameterize()
-    if callable(getattr(model, 'reparameterize', None)):
-        model.reparameterize()
+    _walk(model)
     model.eval()
+    model.reparameterized = True
     return model

@@ -78,3 +78,40 @@ def test_whole_network_same_logits_fewer_layers(name):
     reparameterize(model)
     with paddle.no_grad():
         np.testing.assert_array_equal(model(x)[0].numpy(), out)
+
+
+@pytest.mark.parametrize('cin,cout,stride,act', [(8, 8, 1, True), (8, 8, 1, False), (8, 16, 2, True), (6, 6, 2, True)])
+def test_rep_block_merges_three_paths_into_one_conv(cin, cout, stride, act):
+    """RDRNet's block: 3x3 conv+BN + (1x1+BN, 1x1+BN, with biases) + identity BN -> one 3x3
+    conv, also with stride 2 and without the identity path."""
+    from paddleseg_ddr.models.blocks import RepBlock
+    paddle.seed(3)
+    block = RepBlock(cin, cout, stride, act=act)
+    randomize_bn(block)
+    for conv in (block.path_1x1[0], block.path_1x1[2]):  # non-zero biases, so their folding shows
+        conv.bias.set_value(np.random.default_rng(1).uniform(-0.5, 0.5, conv.bias.shape).astype('float32'))
+    block.eval()
+    x = paddle.randn([2, cin, 13, 10])
+    with paddle.no_grad():
+        ref = block(x).numpy()
+        reparameterize(block)
+        out = block(x).numpy()
+    assert [n for n, _ in block.named_children()] == ['reparam_3x3']
+    assert tuple(block.reparam_3x3.weight.shape) == (cout, cin, 3, 3)
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
+
+
+def test_rep_parallel_merges_two_grouped_convs():
+    from paddleseg_ddr.models.blocks import RepParallel
+    paddle.seed(4)
+    layer = RepParallel(16, groups=4)
+    randomize_bn(layer)
+    layer.eval()
+    x = paddle.randn([1, 16, 9, 9])
+    with paddle.no_grad():
+        ref = layer(x).numpy()
+        reparameterize(layer)
+        out = layer(x).numpy()
+    assert sorted(n for n, _ in layer.named_children()) == ['norm', 'reparam_parallel']
+    assert layer.reparam_parallel._groups == 4
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
