@@ -14,6 +14,8 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
+from ..errors import UserError
+
 
 def bn_scale_shift(bn):
     """(scale, shift) float64 arrays with bn(x) = scale * x + shift per channel (eval mode)."""
@@ -73,6 +75,13 @@ def _fold_sequential(seq):
             seq._sub_layers[second] = fold_conv_bn(conv, bn)
 
 
+def _refuse_training(layer, inputs):
+    if layer.training:
+        raise UserError(f'this {type(layer).__name__} is re-parameterised for deployment (its training paths are '
+                        'merged), so it cannot train: build the model from its config to train, and '
+                        're-parameterise after training (export.py, val.py and predict.py do).')
+
+
 def _walk(layer):
     if callable(getattr(layer, 'reparameterize', None)):
         layer.reparameterize()  # the block rewrites its own parts first ...
@@ -93,6 +102,7 @@ def reparameterize(model):
     """
     model.eval()
     _walk(model)
-    model.eval()
+    if not getattr(model, 'reparameterized', False):
+        model.register_forward_pre_hook(_refuse_training)
     model.reparameterized = True
     return model
