@@ -33,6 +33,8 @@ def _eval_options(builder, args):
                                    crop_size=args.crop_size, stride=args.stride)
     if options.get('is_slide') and not (options.get('crop_size') and options.get('stride')):
         raise UserError('--is_slide needs --crop_size W H and --stride W H (or test_config entries).')
+    from .engine.inference import check_infer_options
+    check_infer_options(options.get('aug_eval'), **options)
     if options.get('scales') is not None and not options.get('aug_eval'):
         logger.warning('--scales has no effect without --aug_eval.')
     options['num_workers'] = args.num_workers
@@ -174,7 +176,8 @@ def _run_inference(predictor, args):
 def _fail_if_unread(done, failed):
     """After predict_files: a UserError if some images could not be read, else the count."""
     if failed:
-        raise UserError(f'{len(failed)} image(s) could not be read (listed above); {done} predicted.')
+        from .deploy.predict import unread_message
+        raise UserError(unread_message(failed, done))
     return done
 
 
@@ -280,8 +283,8 @@ def predict_main(argv=None):
     else:
         if not (args.config and args.model_path):
             raise UserError('give --config and --model_path (a checkpoint), or --model_dir (an export).')
-        if args.is_slide and not (args.crop_size and args.stride):
-            raise UserError('--is_slide needs --crop_size W H and --stride W H.')
+        from .engine.inference import check_infer_options
+        check_infer_options(args.aug_pred, args.scales, args.is_slide, args.crop_size, args.stride)
         cfg = load_config(args.config, opts=args.opts)
         builder = Builder(cfg)
         model = builder.model

@@ -11,9 +11,8 @@ from paddleseg.utils import logger
 from ..errors import UserError
 from ..models.reparameterize import reparameterize
 from ..utils.fileio import remove_own_files, temp_name
-from .deploy_config import DEPLOY_FILE, load_deploy_yaml, write_deploy_yaml
+from .deploy_config import DEPLOY_FILE, OUTPUT_OPS, load_deploy_yaml, write_deploy_yaml
 
-OUTPUT_OPS = ('argmax', 'softmax', 'none')
 MODEL_FILE, PARAMS_FILE, ONNX_FILE = 'model.json', 'model.pdiparams', 'model.onnx'
 
 

@@ -33,7 +33,11 @@ class OnnxRuntimePredictor(ExportedModelPredictor):
         try:
             self.session = ort.InferenceSession(onnx_file, options, providers=['CPUExecutionProvider'])
         except Exception as e:  # onnxruntime raises its own exception types
-            raise UserError(f"ONNX Runtime cannot load '{onnx_file}': {e}") from e
+            reason = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+            raise UserError(f"ONNX Runtime cannot load '{onnx_file}' ({reason}): the file is damaged or incomplete "
+                            "(e.g. a truncated or interrupted copy) or not an ONNX model. Copy it again, or convert "
+                            f"the export again with tools/export_onnx.py --model_dir "
+                            f"{os.path.dirname(os.path.abspath(onnx_file))} (or export.py --format onnx).") from None
         self.input_name = self.session.get_inputs()[0].name
 
     def run(self, batch):

@@ -1,5 +1,7 @@
 """Running an export with Paddle Inference: CPU (with or without oneDNN), GPU, TensorRT."""
+import json
 import os
+import struct
 
 from paddleseg.utils import logger
 
@@ -8,6 +10,110 @@ from .deploy_config import deploy_meta, read_deploy_config
 from .predict import ExportedModelPredictor
 
 PRECISIONS = ('fp32', 'fp16', 'int8')
+# Bytes per element of Paddle's VarType data types (framework.proto), as stored in .pdiparams.
+_DTYPE_BYTES = {0: 1, 1: 2, 2: 4, 3: 8, 4: 2, 5: 4, 6: 8, 20: 1, 21: 1, 22: 2, 23: 8, 24: 16, 32: 1, 33: 1}
+
+
+def _damaged(path, what, kind):
+    return UserError(f"'{path}' is not a complete {kind} ({what}): the export is damaged, e.g. a truncated or "
+                     f"interrupted copy. Copy the export folder '{os.path.dirname(path)}' again, or export again "
+                     "with export.py.")
+
+
+def _varints(buf):
+    """The (field number, wire type, value) of a protobuf message (varint and length-delimited
+    fields only: all a TensorDesc holds)."""
+    pos, out = 0, []
+
+    def varint():
+        nonlocal pos
+        shift = value = 0
+        while True:
+            if pos >= len(buf):
+                raise ValueError('cut varint')
+            byte = buf[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return value
+    while pos < len(buf):
+        key = varint()
+        if key & 7 == 0:
+            out.append((key >> 3, 0, varint()))
+        elif key & 7 == 2:
+            size = varint()
+            out.append((key >> 3, 2, buf[pos:pos + size]))
+            pos += size
+        else:
+            raise ValueError(f'wire type {key & 7}')
+    return out
+
+
+def check_params_file(path):
+    """Walk the tensors of a ``.pdiparams`` (Paddle's serialised dense tensors: version, LoD,
+    version, TensorDesc size + protobuf, raw data) and check each one's data is all there.
+
+    Paddle Inference loads a file cut inside its last tensor without a word and runs with
+    that tensor partly missing; this refuses it, and any other cut, with the file named.
+    """
+    size = os.path.getsize(path)
+    if size == 0:
+        raise _damaged(path, 'it is empty', 'parameters file')
+    pos = 0
+    with open(path, 'rb') as f:
+        while pos < size:
+            try:
+                f.seek(pos + 4)  # uint32 version of the LoD tensor
+                (lod_levels,) = struct.unpack('<Q', f.read(8))
+                pos += 12
+                for _ in range(lod_levels):
+                    f.seek(pos)
+                    (nbytes,) = struct.unpack('<Q', f.read(8))
+                    pos += 8 + nbytes
+                f.seek(pos + 4)  # uint32 version of the tensor
+                (desc_size,) = struct.unpack('<i', f.read(4))
+                desc = f.read(desc_size)
+                if desc_size < 0 or len(desc) != desc_size:
+                    raise ValueError('cut tensor description')
+                fields = _varints(desc)
+                dtype = next(v for n, w, v in fields if n == 1 and w == 0)
+                dims = [v for n, w, v in fields if n == 2 and w == 0]
+                for n, w, v in fields:
+                    if n == 2 and w == 2:  # packed dims
+                        dims += _packed(v)
+                numel = 1
+                for d in dims:
+                    if d >= 1 << 63:  # a negative dimension
+                        raise ValueError('negative dimension')
+                    numel *= d
+                pos += 8 + desc_size + numel * _DTYPE_BYTES[dtype]
+            except (struct.error, ValueError, StopIteration, KeyError):
+                raise _damaged(path, f'its data cannot be read at byte {pos} of {size}', 'parameters file') from None
+            if pos > size:
+                raise _damaged(path, f'it ends at byte {size}, inside a tensor that needs {pos}', 'parameters file')
+
+
+def _packed(buf):
+    values, value, shift = [], 0, 0
+    for byte in buf:
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            values.append(value)
+            value, shift = 0, 0
+    return values
+
+
+def check_model_file(path):
+    """A ``model.json`` (Paddle 3 PIR program) must be complete JSON."""
+    if not path.endswith('.json'):
+        return
+    try:
+        with open(path, 'rb') as f:
+            json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise _damaged(path, f'it is not valid JSON: {e}', 'model graph') from None
 ONEDNN_PLACEMENT_PASS = 'onednn_placement_pass'
 
 
@@ -77,6 +183,8 @@ class PaddleInferencePredictor(ExportedModelPredictor):
                                 'of Paddle 3.x or use --device cpu.')
         self.deploy = deploy
         self.calls = config_calls(device, enable_mkldnn, cpu_threads, **options)
+        check_model_file(deploy['model'])
+        check_params_file(deploy['params'])
         self.predictor = self._create(self.calls)
         self.verified = False
 
@@ -89,7 +197,14 @@ class PaddleInferencePredictor(ExportedModelPredictor):
         config = inference.Config(self.deploy['model'], self.deploy['params'])
         apply_config_calls(config, calls)
         config.disable_glog_info()
-        return inference.create_predictor(config)
+        try:
+            return inference.create_predictor(config)
+        except (RuntimeError, ValueError, OSError) as e:  # Paddle's own errors on files it cannot load
+            reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            raise UserError(f"Paddle Inference cannot load the export '{self.deploy['model']}' + "
+                            f"'{self.deploy['params']}' ({reason}): the files are damaged or do not belong together "
+                            "(e.g. a truncated copy, or files of two exports). Copy the export folder again, or "
+                            "export again with export.py.") from None
 
     def _run(self, batch):
         handle = self.predictor.get_input_handle(self.predictor.get_input_names()[0])

@@ -19,14 +19,19 @@ IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
 
 def list_images(path):
-    """[(file, relative name)] for one image, a folder (recursive) or a list file (one path a line)."""
+    """[(file, relative name)] for one image, a folder (recursive) or a list file (one path a line).
+
+    Results are written as ``<relative name without extension>.png``, as PaddleSeg does; two
+    different images that would write the same results (``a.png`` and ``a.jpg``) are refused
+    before anything is predicted. A file listed twice is predicted once.
+    """
     if os.path.isdir(path):
         found = []
         for folder, _, files in sorted(os.walk(path)):
             found += [os.path.join(folder, f) for f in sorted(files) if f.lower().endswith(IMAGE_EXTENSIONS)]
         if not found:
             raise UserError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under '{path}'.")
-        return [(f, os.path.relpath(f, path)) for f in found]
+        return _distinct_outputs(path, [(f, os.path.relpath(f, path)) for f in found])
     if not os.path.isfile(path):
         raise UserError(f"--image_path '{path}' is neither an image, a folder nor a list file.")
     if path.lower().endswith(IMAGE_EXTENSIONS):
@@ -34,8 +39,38 @@ def list_images(path):
     base = os.path.dirname(os.path.abspath(path))
     with open(path) as f:
         entries = [line.split()[0] for line in f if line.strip()]
+    if not entries:
+        raise UserError(f"the list file '{path}' names no images (it is empty or holds only blank lines): put one "
+                        "image path a line (relative to the list file's folder, or absolute), or pass an image or "
+                        "a folder as --image_path.")
     files = [e if os.path.isabs(e) else os.path.join(base, e) for e in entries]
-    return [(f, _output_name(e)) for f, e in zip(files, entries)]
+    return _distinct_outputs(path, [(f, _output_name(e)) for f, e in zip(files, entries)])
+
+
+def result_name(rel):
+    """The file name, inside each output folder, of the results for an input's relative name."""
+    return os.path.normpath(os.path.splitext(rel)[0]) + '.png'
+
+
+def _distinct_outputs(source, items):
+    """``items`` without repeats of one file; a UserError naming the pairs of different files
+    whose results would overwrite each other."""
+    kept, owner, clashes = [], {}, []
+    for file, rel in items:
+        name = result_name(rel)
+        if name not in owner:
+            owner[name] = file
+            kept.append((file, rel))
+        elif os.path.realpath(owner[name]) != os.path.realpath(file):
+            clashes.append((owner[name], file, name))
+    if clashes:
+        shown = '; '.join(f"'{a}' and '{b}' -> label/{n}" for a, b, n in clashes[:5])
+        more = f' (and {len(clashes) - 5} more)' if len(clashes) > 5 else ''
+        raise UserError(f"--image_path '{source}': {len(clashes)} pair(s) of images would write the same results "
+                        f"(each image's results are saved as <name>.png, whatever its format): {shown}{more}. "
+                        "Rename one image of each pair, or predict them in separate runs with different --save_dir; "
+                        "nothing was predicted.")
+    return kept
 
 
 def _output_name(entry):
@@ -47,18 +82,50 @@ def _output_name(entry):
     return os.path.join(*parts)
 
 
-def read_bgr(path):
-    """Image as 3-channel BGR uint8 (grayscale and RGBA converted); None if unreadable."""
-    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+def _jpeg_complete(data):
+    """Whether JPEG bytes hold their end-of-image marker after the last scan. OpenCV decodes
+    a truncated JPEG without an error (the missing rows grey), so this is checked first."""
+    last_scan = data.rfind(b'\xff\xda')
+    return last_scan >= 0 and data.find(b'\xff\xd9', last_scan) >= 0
+
+
+def read_image(path):
+    """(image as 3-channel BGR uint8, None), or (None, why it cannot be used) for a missing,
+    empty, truncated or undecodable file. Grayscale and RGBA are converted."""
+    try:
+        with open(path, 'rb') as f:
+            data = f.read()
+    except FileNotFoundError:
+        return None, 'does not exist'
+    except OSError as e:
+        return None, f'cannot be opened ({e.strerror or e})'
+    if not data:
+        return None, 'is empty (0 bytes)'
+    if data[:3] == b'\xff\xd8\xff' and not _jpeg_complete(data):
+        return None, 'is a truncated JPEG (its data ends before the end-of-image marker)'
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
-        return None
+        return None, 'is truncated, damaged or not an image OpenCV can decode'
     if image.dtype != np.uint8:
         image = cv2.convertScaleAbs(image, alpha=255.0 / max(float(image.max()), 1.0))
     if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR), None
     if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    return image
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR), None
+    return image, None
+
+
+def read_bgr(path):
+    """Image as 3-channel BGR uint8 (grayscale and RGBA converted); None if unreadable."""
+    return read_image(path)[0]
+
+
+def unread_message(failed, done):
+    """One paragraph naming the images :func:`predict_files` could not read, and the fix."""
+    shown = '; '.join(f"'{path}' {why}" for path, why in failed[:5])
+    more = f' (and {len(failed) - 5} more, listed above)' if len(failed) > 5 else ''
+    return (f'{len(failed)} image(s) could not be read and were skipped: {shown}{more}. Copy them again from their '
+            f'source (or re-save them), or remove them from --image_path ({len(failed)} skipped, {done} predicted).')
 
 
 def _compose(transforms_cfg):
@@ -165,21 +232,20 @@ def label_tables(meta, save_label_ids=False):
 
 
 def _save(save_dir, rel, bgr, label, colors, ids, save_label_ids, weight):
-    stem = os.path.splitext(rel)[0]
+    name = result_name(rel)
     color_bgr = colors[label][..., ::-1]
     overlay = cv2.addWeighted(bgr, 1 - weight, color_bgr, weight, 0)
     for sub, image in (('label', ids[label] if save_label_ids else label),
                        ('pseudo_color_prediction', color_bgr),
                        ('added_prediction', overlay)):
-        out = os.path.join(save_dir, sub, stem + '.png')
+        out = os.path.join(save_dir, sub, name)
         os.makedirs(os.path.dirname(out), exist_ok=True)
         write_image(out, image)  # atomic: never a half-written PNG under its final name
 
 
 def predict_files(predictor, image_path, save_dir, save_label_ids=False, weight=0.6, batch_size=1):
-    """Predict every image, ``batch_size`` at a time; returns (done, failed).
-
-    Unreadable images are reported by name and skipped.
+    """Predict every image, ``batch_size`` at a time; returns (done, failed), ``failed`` the
+    [(path, why)] of images that could not be read: each is reported by name and skipped.
     """
     colors, ids = label_tables(getattr(predictor, 'meta', None), save_label_ids)
     files = list_images(image_path)
@@ -189,10 +255,10 @@ def predict_files(predictor, image_path, save_dir, save_label_ids=False, weight=
         for i in range(0, len(files), batch_size):
             batch = []
             for path, rel in files[i:i + batch_size]:
-                bgr = read_bgr(path)
+                bgr, why = read_image(path)
                 if bgr is None:
-                    logger.error(f"cannot read image '{path}': skipped.")
-                    failed.append(path)
+                    logger.error(f"image '{path}' {why}: skipped.")
+                    failed.append((path, why))
                 else:
                     batch.append((rel, bgr))
             if batch:

@@ -36,7 +36,8 @@ def test_slide_matches_whole_image_for_a_pointwise_model(image):
 
 
 def test_slide_rejects_stride_larger_than_crop(image):
-    with pytest.raises(ValueError, match='stride'):
+    from paddleseg_ddr.errors import UserError
+    with pytest.raises(UserError, match='stride'):
         slide_inference(Pointwise(), image, (16, 16), (20, 16))
 
 
