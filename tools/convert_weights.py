@@ -6,7 +6,9 @@
         --dst pretrained/ddrnet23_slim_imagenet.pdparams
     python tools/convert_weights.py --src model.pdparams --from paddleseg_ddrnet23 --dst pretrained/ddrnet23_cityscapes_paddleseg.pdparams
 
-PyTorch is not needed: the .pth is read directly (zip or legacy format).
+PyTorch is not needed: the .pth is read directly (zip or legacy format), and no file is
+unpickled with code-running pickle (see README, "Loading files from others"). A --dst ending
+in .safetensors writes the weights as safetensors (data only) instead of .pdparams.
 """
 import argparse
 import os
@@ -14,6 +16,7 @@ import os
 from paddleseg_ddr.cli import run
 from paddleseg_ddr.errors import UserError
 from paddleseg_ddr.utils.fileio import save_paddle
+from paddleseg_ddr.utils.weights import save_safetensors
 
 
 def main(argv=None):
@@ -22,7 +25,8 @@ def main(argv=None):
     from paddleseg_ddr.models.ddrnet_checkpoints import convert_official, convert_paddleseg
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--src', required=True, help='Official .pth checkpoint (or a PaddleSeg .pdparams with --from).')
+    p.add_argument('--src', required=True,
+                   help='Official .pth checkpoint (or a PaddleSeg .pdparams / .safetensors with --from).')
     p.add_argument('--from', dest='source', default='official', choices=['official', 'paddleseg_ddrnet23'],
                    help="official: the DDRNet release's .pth; paddleseg_ddrnet23: PaddleSeg's DDRNet_23 weights.")
     ddrnets = [v.name for v in list_variants('DDRNet')]  # the variants with official checkpoints to convert
@@ -31,7 +35,7 @@ def main(argv=None):
                    help='cityscapes: a trained segmentation model; imagenet: initial weights for segmentation '
                         '(the `pretrained:` of the configs); imagenet_classifier: the ImageNet network itself.')
     p.add_argument('--num_classes', type=int, default=None, help='Default: 19 (1000 for imagenet_classifier).')
-    p.add_argument('--dst', required=True, help='Output .pdparams.')
+    p.add_argument('--dst', required=True, help='Output .pdparams (or .safetensors).')
     p.add_argument('--verbose', action='store_true', help='List every loaded, left and dropped key.')
     args = p.parse_args(argv)
     if args.source == 'paddleseg_ddrnet23':
@@ -53,7 +57,8 @@ def main(argv=None):
     if not any(k.startswith('seghead_extra.') for k in report['loaded']):
         state = {k: v for k, v in state.items() if not k.startswith('seghead_extra.')}
     os.makedirs(os.path.dirname(os.path.abspath(args.dst)), exist_ok=True)
-    save_paddle(state, args.dst)  # atomic: a failed save leaves no partial file under --dst
+    # atomic: a failed save leaves no partial file under --dst
+    (save_safetensors if args.dst.lower().endswith('.safetensors') else save_paddle)(state, args.dst)
     print(f"loaded {len(report['loaded'])} tensors; left at initialisation {len(report['left_at_init'])}"
           f"{': ' + ', '.join(sorted({k.split('.')[0] for k in report['left_at_init']})) if report['left_at_init'] else ''}; "
           f"dropped {len(report['dropped'])}"

@@ -13,6 +13,7 @@ import numpy as np
 import paddle
 
 from ..errors import UserError
+from ..utils.weights import read_params
 from .torch_checkpoint import read_torch_checkpoint
 
 _BN_RENAMES = (('.running_mean', '._mean'), ('.running_var', '._variance'))
@@ -117,5 +118,6 @@ def convert_paddleseg(model, path):
     weights) into a DDRNet-23 ``model``; returns the same report as ``convert_official``."""
     if not os.path.isfile(path):
         raise UserError(f"checkpoint not found: '{path}'.")
-    state = {paddleseg_to_ours(k): np.asarray(v) for k, v in paddle.load(path, return_numpy=True).items()}
+    _, params = read_params(path, 'PaddleSeg weights', return_numpy=True)  # runs no code from the file
+    state = {paddleseg_to_ours(k): np.asarray(v) for k, v in params.items()}
     return _load_renamed(model, state, path, "is it PaddleSeg's DDRNet_23?", other_classifier_ok=False)

@@ -4,6 +4,10 @@ with readable reports of what did not fit.
 Here rather than in the engine because models load their ``pretrained`` file themselves and
 must not depend on the engine. Which keys may be absent is the model's own knowledge: its
 class attribute ``TRAIN_ONLY_PREFIXES`` (e.g. DDRNet's auxiliary head ``seghead_extra.``).
+
+Weights are read without running code from the file: ``.pdparams`` through the restricted
+unpickler of :mod:`.safe_pickle` (never ``paddle.load``), ``.safetensors`` with the
+``safetensors`` package (a JSON header and raw arrays: no code at all).
 """
 import os
 
@@ -11,6 +15,8 @@ import paddle
 from paddleseg.utils import logger
 
 from ..errors import UserError
+from .fileio import atomic_path
+from .safe_pickle import is_safetensors, load_paddle
 
 MODEL_FILE = 'model.pdparams'
 
@@ -19,19 +25,48 @@ def _unwrap(model):
     return model._layers if isinstance(model, paddle.DataParallel) else model
 
 
-def read_params(path, what='weights'):
-    """(path, state dict) of a ``.pdparams`` file or of a checkpoint directory holding one."""
+def read_safetensors(path, what='weights', return_numpy=False):
+    """The arrays of a ``.safetensors`` file (data only: reading it runs no code)."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+    try:
+        arrays = load_file(path)
+    except (SafetensorError, OSError, ValueError, TypeError, KeyError) as e:
+        raise UserError(f"cannot read {what} '{path}' as a .safetensors file: {e}. The file is truncated, "
+                        'damaged or not in that format: copy it again from its source.') from None
+    return arrays if return_numpy else {k: paddle.to_tensor(v) for k, v in arrays.items()}
+
+
+def save_safetensors(state, path):
+    """Write a state dict (tensors or arrays) as ``.safetensors``, atomically."""
+    import numpy as np
+    from safetensors.numpy import save_file
+    arrays = {k: np.ascontiguousarray(v.numpy() if isinstance(v, paddle.Tensor) else np.asarray(v))
+              for k, v in state.items()}
+    with atomic_path(path, suffix='.safetensors') as tmp:
+        save_file(arrays, tmp, metadata={'format': 'paddle'})
+    return path
+
+
+def read_params(path, what='weights', return_numpy=False):
+    """(path, state dict) of a ``.pdparams`` or ``.safetensors`` file, or of a checkpoint
+    directory holding ``model.pdparams``; read without running code from the file."""
     if os.path.isdir(path):
         path = os.path.join(path, MODEL_FILE)
     if not os.path.isfile(path):
-        raise UserError(f"{what} file not found: '{path}'. Pass the path of a .pdparams file "
+        raise UserError(f"{what} file not found: '{path}'. Pass the path of a .pdparams or .safetensors file "
                         "(or of a checkpoint directory holding model.pdparams).")
-    try:
-        params = paddle.load(path)
-    except Exception as e:  # a corrupt or foreign file: say which
-        raise UserError(f"cannot read {what} '{path}' as a Paddle parameter file: {e}") from None
+    if is_safetensors(path):
+        params = read_safetensors(path, what, return_numpy)
+    else:
+        params = load_paddle(path, what, return_numpy)
     if not isinstance(params, dict):
-        raise UserError(f"{what} '{path}' holds a {type(params).__name__}, not a state dict.")
+        raise UserError(f"{what} '{path}' holds a {type(params).__name__}, not a state dict: pass a .pdparams "
+                        'or .safetensors file of model weights.')
+    bad = [k for k, v in params.items() if not isinstance(k, str) or not hasattr(v, 'shape')]
+    if bad:
+        raise UserError(f"{what} '{path}' is not a state dict of tensors (e.g. entry {str(bad[0])[:80]!r}): "
+                        'pass a .pdparams or .safetensors file of model weights.')
     return path, params
 
 
@@ -55,13 +90,15 @@ def mismatch_report(missing, unexpected, mismatched, limit=20):
     return '\n'.join(lines)
 
 
-def load_model_weights(model, path):
+def load_model_weights(model, path, params=None):
     """Load trained weights strictly: every key must be present with its shape.
 
     Only the model's training-only layers (``TRAIN_ONLY_PREFIXES``) may be absent or extra.
-    Raises ``UserError`` listing mismatching keys and shapes otherwise.
+    Raises ``UserError`` listing mismatching keys and shapes otherwise. ``params``: the
+    state dict already read from ``path`` (by :func:`read_params`).
     """
-    path, params = read_params(path)
+    if params is None:
+        path, params = read_params(path)
     model = _unwrap(model)
     optional = tuple(getattr(model, 'TRAIN_ONLY_PREFIXES', ()))
     missing, unexpected, mismatched = compare_keys(model.state_dict(), params)

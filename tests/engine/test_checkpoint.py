@@ -104,3 +104,116 @@ def test_prune_removes_only_checkpoint_files(tmp_path):
     prune_checkpoints(str(save_dir), keep=1)
     assert sorted(os.listdir(save_dir)) == ['iter_0', 'iter_1', 'iter_4', 'iter_99', 'vdlrecords.1.log']
     assert checkpoint.MODEL_FILE in os.listdir(save_dir / 'iter_4')
+
+
+# --- issue 10: no code runs from a checkpoint; the train state is JSON; clear resume errors ---
+
+import json  # noqa: E402
+import pickle  # noqa: E402
+import random  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import crafted_files as C  # noqa: E402
+from paddleseg_ddr.engine.checkpoint import load_checkpoint, rng_state, set_rng_state  # noqa: E402
+from paddleseg_ddr.errors import UserError  # noqa: E402
+
+
+def draws():
+    return random.random(), float(np.random.rand()), paddle.rand([3]).numpy().tolist()
+
+
+def saved_run(folder, state_writer=None):
+    model, optimizer = tiny()
+    random.seed(3), np.random.seed(3), paddle.seed(3)
+    state = {'iter': 7, 'best_miou': 0.25, 'best_iter': 5, 'rng': rng_state()}
+    save_checkpoint(folder, model, optimizer, state)
+    if state_writer:
+        state_writer(os.path.join(folder, 'train_state.pdstates'), state)
+    return model, draws()
+
+
+def test_train_state_is_json_and_resume_restores_rng_and_weights(tmp_path):
+    folder = str(tmp_path / 'iter_7')
+    model, expected = saved_run(folder)
+    text = open(os.path.join(folder, 'train_state.pdstates'), encoding='utf-8').read()
+    assert json.loads(text)['iter'] == 7 and not text.startswith('\x80')
+    other, optimizer = tiny()
+    saved = load_checkpoint(folder, other, optimizer)
+    assert (saved['iter'], saved['best_miou'], saved['best_iter']) == (7, 0.25, 5)
+    set_rng_state(saved['rng'])
+    assert draws() == expected
+    assert (other.weight.numpy() == model.weight.numpy()).all()
+
+
+def test_a_train_state_pickled_by_the_previous_version_still_resumes(tmp_path):
+    def old_writer(path, state):
+        with open(path, 'wb') as f:
+            pickle.dump(state, f)
+    folder = str(tmp_path / 'iter_7')
+    _, expected = saved_run(folder, old_writer)
+    saved = load_checkpoint(folder, *tiny())
+    set_rng_state(saved['rng'])
+    assert saved['iter'] == 7 and draws() == expected
+
+
+@pytest.mark.parametrize('name', ['model.pdparams', 'model.pdopt', 'train_state.pdstates'])
+def test_a_payload_in_any_checkpoint_file_is_refused_and_does_not_run(tmp_path, name):
+    folder = str(tmp_path / 'iter_7')
+    saved_run(folder)
+    marker = str(tmp_path / 'pwned')
+    C.paddle_pickle(os.path.join(folder, name), marker)
+    with pytest.raises(UserError) as e:
+        load_checkpoint(folder, *tiny())
+    assert os.path.join(folder, name) in str(e.value) and C.PAYLOAD_GLOBAL in str(e.value)
+    assert not os.path.exists(marker)
+
+
+@pytest.mark.parametrize('edit', [
+    lambda s: s.update(iter='7'), lambda s: s.update(best_miou=None), lambda s: s.pop('rng'),
+    lambda s: s['rng']['numpy'].update(keys=[1, 2]), lambda s: s['rng']['python'].update(internal=[-1] * 625),
+    lambda s: s['rng']['paddle'][0].update(engine='rm -rf /'), lambda s: s.update(format='other'),
+], ids=['iter', 'best_miou', 'rng', 'numpy', 'python', 'paddle', 'format'])
+def test_a_damaged_train_state_is_a_clear_error(tmp_path, edit):
+    folder = str(tmp_path / 'iter_7')
+    saved_run(folder)
+    path = os.path.join(folder, 'train_state.pdstates')
+    state = json.load(open(path))
+    edit(state)
+    json.dump(state, open(path, 'w'))
+    with pytest.raises(UserError, match='cannot resume from train state .*model.pretrained='):
+        load_checkpoint(folder, *tiny())
+
+
+def test_resume_into_another_optimizer_is_a_clear_error(tmp_path):
+    folder = str(tmp_path / 'iter_7')
+    saved_run(folder)
+    model = paddle.nn.Linear(3, 2)
+    with pytest.raises(UserError, match="model.pdopt' does not fit this Adam"):
+        load_checkpoint(folder, model, paddle.optimizer.Adam(0.01, parameters=model.parameters()))
+
+
+class WithAux(paddle.nn.Layer):
+    TRAIN_ONLY_PREFIXES = ('aux.',)
+
+    def __init__(self, aux):
+        super().__init__()
+        self.main = paddle.nn.Linear(3, 2)
+        self.aux = paddle.nn.Linear(3, 2) if aux else None
+
+    def forward(self, x):
+        return self.main(x) + (self.aux(x) if self.aux is not None else 0)
+
+
+@pytest.mark.parametrize('saved_aux', [True, False])
+def test_resume_with_the_training_only_layers_changed_is_a_clear_error(tmp_path, saved_aux):
+    paddle.seed(0)
+    model = WithAux(saved_aux)
+    optimizer = paddle.optimizer.Momentum(0.01, parameters=model.parameters())
+    model(paddle.ones([1, 3])).sum().backward()
+    optimizer.step()
+    save_checkpoint(str(tmp_path / 'c'), model, optimizer, {'iter': 1, 'best_miou': -1.0, 'best_iter': -1,
+                                                            'rng': rng_state()})
+    other = WithAux(not saved_aux)
+    with pytest.raises(UserError, match=f'model.aux_head={saved_aux}'):
+        load_checkpoint(str(tmp_path / 'c'), other, paddle.optimizer.Momentum(0.01, parameters=other.parameters()))

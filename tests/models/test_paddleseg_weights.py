@@ -42,3 +42,19 @@ def test_paddleseg_ddrnet23_converts_to_identical_logits(tmp_path):
             other = official_pooling(x)[0].numpy()
         assert np.abs(out - ref).max() <= 1e-4 * np.abs(ref).max(), size
         assert np.abs(other - ref).max() > 1e-2 * np.abs(ref).max()  # the differences are real
+
+
+def test_convert_writes_safetensors_that_load_like_pdparams(tmp_path):
+    """--dst x.safetensors: the same weights, loadable wherever .pdparams load (issue 10)."""
+    from paddleseg_ddr.utils.weights import load_model_weights, read_params
+    paddle.seed(6)
+    src = str(tmp_path / 'model.pdparams')
+    paddle.save(DDRNet_23(num_classes=19).state_dict(), src)
+    for dst in ('ours.pdparams', 'ours.safetensors'):
+        convert_weights.main(['--src', src, '--from', 'paddleseg_ddrnet23', '--dst', str(tmp_path / dst)])
+    _, a = read_params(str(tmp_path / 'ours.pdparams'))
+    _, b = read_params(str(tmp_path / 'ours.safetensors'))
+    assert sorted(a) == sorted(b) and all((a[k].numpy() == b[k].numpy()).all() for k in a)
+    model = DDRNet23(num_classes=19, aux_head=False)
+    load_model_weights(model, str(tmp_path / 'ours.safetensors'))
+    assert all((model.state_dict()[k].numpy() == a[k].numpy()).all() for k in model.state_dict())
