@@ -64,7 +64,7 @@ def train_parser():
 def val_parser():
     p = argparse.ArgumentParser(description='Evaluate a segmentation model on its val_dataset.')
     _common(p)
-    p.add_argument('--model_path', required=True, help='Trained weights (.pdparams or checkpoint directory).')
+    p.add_argument('--model_path', required=True, help='Trained weights (.pdparams or .safetensors) or a checkpoint directory.')
     _eval_flags(p)
     return p
 
@@ -72,7 +72,7 @@ def val_parser():
 def export_parser():
     p = argparse.ArgumentParser(description='Export a trained model as a static inference graph.')
     p.add_argument('--config', required=True, help='YAML config the model was trained with.')
-    p.add_argument('--model_path', default=None, help='Trained weights (.pdparams); omit to export initial weights.')
+    p.add_argument('--model_path', default=None, help='Trained weights (.pdparams or .safetensors); omit to export initial weights.')
     p.add_argument('--save_dir', default='output/inference',
                    help='Where model.json, model.pdiparams, deploy.yaml go; other files in it are kept.')
     p.add_argument('--input_shape', nargs=4, type=int, default=None, metavar=('N', 'C', 'H', 'W'),
