@@ -173,8 +173,8 @@ class DAPPM(nn.Layer):
         if self.parallel:
             outs.append(self.processes(paddle.concat([s + outs[0] for s in scaled], axis=1)))
         else:
-            for i, s in enumerate(scaled, start=1):
-                outs.append(getattr(self, f'process{i}')(s + outs[-1]))
+            for i in range(1, self.num_scales):  # (to_static does not take enumerate(start=))
+                outs.append(getattr(self, f'process{i}')(scaled[i - 1] + outs[-1]))
         return self.compression(paddle.concat(outs, axis=1)) + self.shortcut(x)
 
 
