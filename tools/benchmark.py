@@ -1,6 +1,7 @@
 """Model size and CPU/GPU speed of one config, per inference engine, in one table:
 python tools/benchmark.py --config configs/ddrnet/ddrnet23_slim_cityscapes_1024x1024_120k.yml \
-    --input_shape 1 3 1024 2048 [--engines dygraph paddle paddle_onednn onnxruntime torch] [--json out.json]
+    --input_shape 1 3 1024 2048 [--engines dygraph paddle paddle_onednn onnxruntime torch] \
+    [--graphs fused train] [--json out.json]
 
 Parameters and GMACs (convolution multiply-accumulates, the paper's "GFLOPs") come from the
 model; every engine runs in its own fresh process (so its peak memory is its own) on the same
@@ -11,7 +12,11 @@ random input: warm-up runs, then timed runs; latency median and p90, FPS. Engine
   onnxruntime    export.py --format onnx with ONNX Runtime
   torch          the variant's reference implementation (tools/reference, PyTorch eager), its own
                  output (DDRNet: the official model, logits at 1/8)
-The exported engines output the full-size label map. The machine's matrix-multiply peak
+The exported engines output the full-size label map. ``--graphs``: which graph the Paddle
+engines run, 'fused' (re-parameterised, as export.py writes it: the default) and/or 'train'
+(the training graph, e.g. RDRNet's three-path blocks), to measure what re-parameterisation
+gains. Parameters are given for both graphs; GMACs, GFLOP/s and % of peak count the fused
+graph's convolutions (the network's work, the papers' figure). The machine's matrix-multiply peak
 (sgemm, 2048² and 4096², best of NumPy and ONNX Runtime) is measured too; "% peak" = 2 x MACs /
 latency / that peak. Weights are random (speed does not depend on them).
 """
@@ -30,11 +35,15 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..'))
 ENGINES = ('dygraph', 'paddle', 'paddle_onednn', 'onnxruntime', 'torch')
 
 
-def build_model(config):
-    """The config's model as deployed (no auxiliary head), random weights (no pretrained file needed)."""
+def build_model(config, graph='train'):
+    """The config's model without its training-only heads, random weights (no pretrained file
+    needed), as built for training or re-parameterised (``graph`` 'fused')."""
     from paddleseg_ddr.engine import Builder, load_config
+    from paddleseg_ddr.models import reparameterize
     cfg = load_config(config, opts=['model.pretrained=None', 'model.aux_head=False'])  # as deployed
-    return Builder(cfg).model, cfg.dic['model']['type']
+    model = Builder(cfg).model
+    model.eval()
+    return reparameterize(model) if graph == 'fused' else model, cfg.dic['model']['type']
 
 
 def time_runs(run, warmup, repeats):
@@ -77,8 +86,7 @@ def engine_runner(engine, args, workdir):
     setup('cpu')
     import paddle
     paddle.base.core.set_num_threads(args.cpu_threads)  # dygraph CPU kernels (default: one thread)
-    model, _ = build_model(args.config)
-    model.eval()
+    model, _ = build_model(args.config, args.graph)
     if engine == 'dygraph':
         tx = paddle.to_tensor(x)
 
@@ -88,7 +96,7 @@ def engine_runner(engine, args, workdir):
         return run
     from paddleseg_ddr.deploy import OnnxRuntimePredictor, PaddleInferencePredictor, export_inference_model
     export_dir = os.path.join(workdir, engine)
-    export_inference_model(model, export_dir, [], onnx=engine == 'onnxruntime')
+    export_inference_model(model, export_dir, [], onnx=engine == 'onnxruntime', fuse=False)  # built as asked
     if engine == 'onnxruntime':
         predictor = OnnxRuntimePredictor(export_dir, cpu_threads=args.cpu_threads)
     else:
@@ -104,7 +112,8 @@ def child(args):
         run = engine_runner(args.child, args, workdir)
         times = time_runs(run, args.warmup, args.repeats)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print('RESULT ' + json.dumps({'engine': args.child, 'times': times, 'peak_rss_mb': peak / 1024,
+    print('RESULT ' + json.dumps({'engine': args.child, 'graph': args.graph, 'times': times,
+                                  'peak_rss_mb': peak / 1024,
                                   'startup_rss_mb': rss_before / 1024}))
 
 
@@ -135,9 +144,9 @@ def sgemm_peak(threads, sizes=(2048, 4096)):
     return results
 
 
-def run_engine(engine, args, model_type):
+def run_engine(engine, args, model_type, graph='fused'):
     cmd = [sys.executable, os.path.abspath(__file__), '--config', args.config, '--child', engine,
-           '--model_type', model_type,
+           '--model_type', model_type, '--graph', graph,
            '--input_shape', *map(str, args.input_shape), '--warmup', str(args.warmup),
            '--repeats', str(args.repeats), '--cpu_threads', str(args.cpu_threads)]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.cpu_threads))
@@ -146,7 +155,7 @@ def run_engine(engine, args, model_type):
         if line.startswith('RESULT '):
             return json.loads(line[len('RESULT '):])
     reason = (proc.stderr.strip().splitlines() or ['no output'])[-1]
-    return {'engine': engine, 'error': reason[:200]}
+    return {'engine': engine, 'graph': graph, 'error': reason[:200]}
 
 
 def percentile(values, q):
@@ -162,7 +171,10 @@ def main(argv=None):
     p.add_argument('--warmup', type=int, default=2)
     p.add_argument('--repeats', type=int, default=10)
     p.add_argument('--cpu_threads', type=int, default=len(os.sched_getaffinity(0)))
+    p.add_argument('--graphs', nargs='+', default=['fused'], choices=['fused', 'train'],
+                   help='Graphs the Paddle engines run: fused (re-parameterised, as exported) and/or train.')
     p.add_argument('--json', default=None, help='Also write the results here.')
+    p.add_argument('--graph', default='fused', help=argparse.SUPPRESS)
     p.add_argument('--child', default=None, help=argparse.SUPPRESS)
     p.add_argument('--model_type', default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -172,22 +184,28 @@ def main(argv=None):
     from paddleseg_ddr.engine.runtime import setup
     from paddleseg_ddr.models.complexity import count_macs, count_parameters
     setup('cpu')
-    model, model_type = build_model(args.config)
-    params, macs = count_parameters(model), count_macs(model, args.input_shape)
+    model, model_type = build_model(args.config, 'train')
+    params, macs_train = count_parameters(model), count_macs(model, args.input_shape)
+    model, _ = build_model(args.config, 'fused')
+    params_fused, macs = count_parameters(model), count_macs(model, args.input_shape)
     del model
     peaks = sgemm_peak(args.cpu_threads)
     peak = max(peaks.values())
-    rows = [run_engine(engine, args, model_type) for engine in args.engines]
+    rows = [run_engine(engine, args, model_type, graph) for graph in args.graphs for engine in args.engines
+            if graph == 'fused' or engine != 'torch']  # the reference runs its own graph once
     import numpy as np
     import paddle
     n = args.input_shape[0]
-    print(f'\n{model_type}: {params / 1e6:.2f} M parameters, {macs / 1e9:.1f} GMACs at '
+    print(f'\n{model_type}: {params / 1e6:.2f} M parameters as trained ({macs_train / 1e9:.1f} GMACs), '
+          f'{params_fused / 1e6:.2f} M fused, {macs / 1e9:.1f} GMACs at '
           f"{'x'.join(map(str, args.input_shape))}; CPU {platform.processor() or platform.machine()}, "
           f'{args.cpu_threads} threads; Paddle {paddle.__version__}')
     print('sgemm peak: ' + ', '.join(f'{k} {v:.0f} GFLOP/s' for k, v in peaks.items()) + '\n')
     print("| engine | median s | p90 s | FPS | GFLOP/s | % of sgemm peak | peak RSS MB |")
     print('| --- | --- | --- | --- | --- | --- | --- |')
     for row in rows:
+        if row.get('graph') == 'train':
+            row['engine'] += ' (training graph)'
         if 'error' in row:
             print(f"| {row['engine']} | failed: {row['error']} | | | | | |")
             continue
@@ -198,7 +216,8 @@ def main(argv=None):
         print(f"| {row['engine']} | {median:.3f} | {row['p90_s']:.3f} | {row['fps']:.2f} | {row['gflops']:.0f} | "
               f"{row['percent_of_peak']:.0f}% | {row['peak_rss_mb']:.0f} |")
     result = {'model': model_type, 'config': args.config, 'input_shape': args.input_shape, 'params': params,
-              'gmacs': macs / 1e9, 'cpu_threads': args.cpu_threads, 'sgemm_peak_gflops': peaks,
+              'params_fused': params_fused, 'gmacs': macs / 1e9, 'gmacs_train_graph': macs_train / 1e9,
+              'cpu_threads': args.cpu_threads, 'sgemm_peak_gflops': peaks,
               'paddle': paddle.__version__, 'engines': rows}
     if args.json:
         from paddleseg_ddr.utils.fileio import atomic_write
