@@ -5,6 +5,10 @@ parameter names follow the release exactly, so ``model.state_dict()`` has the ke
 mmengine checkpoints (``backbone.*``, ``decode_head.*``), in the training graph and, after
 ``switch_to_deploy``, in the deployed graph (``...reparam_3x3.*``, ``spp.processes.reparam_parallel.*``).
 
+Checked once against the release's own modules (run on mmcv-lite 2.2.0 + mmengine 0.10.7):
+same state_dict keys in the same order, bit-identical eval logits, equal training-mode outputs and
+BN statistics, same fused tensors (see RDRNET_FACTS.md).
+
 For tests (weight-conversion and re-parameterisation parity) and tools/benchmark.py only:
 torch is an optional, test-only dependency and the product never imports this.
 
@@ -126,7 +130,8 @@ class RB(nn.Module):
             identity = torch.zeros_like(kernel)
             identity[torch.arange(self.in_channels), torch.arange(self.in_channels), 1, 1] = scale
             kernel, bias = kernel + identity, bias + bn.bias - bn.running_mean * scale
-        self.reparam_3x3 = nn.Conv2d(self.in_channels, self.out_channels, 3, self.stride, 1, bias=True)
+        self.reparam_3x3 = nn.Conv2d(self.in_channels, self.out_channels, 3, self.stride, 1, bias=True,
+                                     dtype=kernel.dtype, device=kernel.device)
         self.reparam_3x3.weight.copy_(kernel)
         self.reparam_3x3.bias.copy_(bias)
         del self.path_residual, self.path_3x3, self.path_1x1
@@ -181,7 +186,8 @@ class RepParallel(nn.Module):
         if hasattr(self, 'reparam_parallel'):
             return
         (k1, b1), (k2, b2) = fold(self.parallel1), fold(self.parallel2)
-        self.reparam_parallel = nn.Conv2d(self.cin, self.cout, 3, 1, 1, groups=self.groups, bias=True)
+        self.reparam_parallel = nn.Conv2d(self.cin, self.cout, 3, 1, 1, groups=self.groups, bias=True,
+                                          dtype=k1.dtype, device=k1.device)
         self.reparam_parallel.weight.copy_(k1 + k2)
         self.reparam_parallel.bias.copy_(b1 + b2)
         del self.parallel1, self.parallel2
