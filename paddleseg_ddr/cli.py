@@ -33,12 +33,47 @@ def _eval_options(builder, args):
                                    crop_size=args.crop_size, stride=args.stride)
     if options.get('is_slide') and not (options.get('crop_size') and options.get('stride')):
         raise UserError('--is_slide needs --crop_size W H and --stride W H (or test_config entries).')
+    _check_eval_values(options, args)
     from .engine.inference import check_infer_options
     check_infer_options(options.get('aug_eval'), **options)
     if options.get('scales') is not None and not options.get('aug_eval'):
         logger.warning('--scales has no effect without --aug_eval.')
     options['num_workers'] = args.num_workers
     return options
+
+
+def _show(name, value, args):
+    """How the user wrote an evaluation option: ``--stride 0 0`` or ``test_config.stride: 0``."""
+    if getattr(args, name, None) is not None:
+        items = value if isinstance(value, (list, tuple)) else [value]
+        return f"--{name} {' '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in items)}"
+    return f'test_config.{name}: {value!r}'
+
+
+def _check_eval_values(options, args):
+    """Evaluation options that would fail (or leave pixels unpredicted) only once evaluating."""
+    def number(v, whole):
+        return (isinstance(v, int) or (not whole and isinstance(v, float))) and not isinstance(v, bool) and v > 0
+
+    if options.get('aug_eval') and options.get('scales') is not None:
+        scales = options['scales']
+        items = scales if isinstance(scales, (list, tuple)) else [scales]
+        if not items or not all(number(v, False) for v in items):
+            raise UserError(f"{_show('scales', scales, args)}: the evaluation scales must be positive numbers "
+                            '(e.g. --scales 0.75 1.0 1.25).')
+    if not options.get('is_slide'):
+        return
+    pairs = {}
+    for name in ('crop_size', 'stride'):
+        value = options[name]
+        if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(number(v, True) for v in value)):
+            raise UserError(f"{_show(name, value, args)}: the sliding-window {name} must be two positive whole "
+                            f'numbers, width and height (e.g. --{name} 1024 512).')
+        pairs[name] = value
+    if any(s > c for s, c in zip(pairs['stride'], pairs['crop_size'])):
+        raise UserError(f"{_show('stride', pairs['stride'], args)} is larger than {_show('crop_size', pairs['crop_size'], args)}: "
+                        'windows that far apart leave pixels unpredicted. Give a stride no larger than the crop '
+                        '(e.g. two thirds of it).')
 
 
 def train_parser():
@@ -207,17 +242,31 @@ def _positive(**values):
             raise UserError(f'--{name} must be positive, got {value}.')
 
 
+def _num_workers(value):
+    if value < 0:
+        raise UserError(f'--num_workers must be 0 (data read in the main process) or more, got {value}.')
+
+
 def train_main(argv=None):
     from .engine import Builder, load_config, train
     from .engine.runtime import setup
+    from .utils.lock import check_run_dir
 
     args = train_parser().parse_args(argv)
     _positive(iters=args.iters, batch_size=args.batch_size, learning_rate=args.learning_rate,
               save_interval=args.save_interval, log_iters=args.log_iters)
+    _num_workers(args.num_workers)
     seed = 0 if args.seed is None else args.seed
     device, nranks, _ = setup(args.device, seed)
     cfg = load_config(args.config, args.learning_rate, args.batch_size, args.iters, args.opts)
+    if cfg.iters is None or cfg.batch_size is None:
+        raise UserError(f"config '{args.config}' gives no {'iters' if cfg.iters is None else 'batch_size'}: "
+                        'add it to the config (or pass --iters N / --batch_size N).')
+    # Checked at start, before anything is built or written: the run folder and the
+    # evaluation options (train() locks the folder for the run).
+    check_run_dir(args.save_dir)
     builder = Builder(cfg)
+    eval_kwargs = _eval_options(builder, args) if args.do_eval else None
     logger.info(f'device {device}, {nranks} process(es), {cfg.batch_size} image(s) per process')
     val_dataset = builder.val_dataset if args.do_eval else None
     start = time.time()
@@ -227,7 +276,7 @@ def train_main(argv=None):
                     use_vdl=args.use_vdl, resume_model=args.resume_model,
                     keep_checkpoint_max=args.keep_checkpoint_max, num_workers=args.num_workers,
                     precision=args.precision, amp_level=args.amp_level, seed=seed,
-                    eval_kwargs=_eval_options(builder, args) if args.do_eval else None)
+                    eval_kwargs=eval_kwargs)
     logger.info(f"Training done: {summary['iters_run']} iterations in {time.time() - start:.1f}s.")
     return summary
 
@@ -237,12 +286,14 @@ def val_main(argv=None):
     from .engine.runtime import setup
 
     args = val_parser().parse_args(argv)
+    _num_workers(args.num_workers)
     setup(args.device)
     cfg = load_config(args.config, opts=args.opts)
     builder = Builder(cfg)
+    options = _eval_options(builder, args)
     model = builder.model
     load_model_weights(model, args.model_path)
-    return evaluate(model, builder.val_dataset, **_eval_options(builder, args))
+    return evaluate(model, builder.val_dataset, **options)
 
 
 def export_main(argv=None):

@@ -189,3 +189,29 @@ def test_val_modes_from_the_command_line(tmp_path):
     assert not np.array_equal(multi['confusion'], base['confusion'])
     with pytest.raises(UserError, match='--is_slide needs --crop_size'):
         val_main(['--config', cfg, '--model_path', weights, '--is_slide'])
+
+
+class StrictSegForTests(PointwiseSegForTests):
+    """A model whose arguments are all named (no ``**kwargs``): checked before it is built."""
+
+    def __init__(self, num_classes=19, in_channels=3, hidden=8):
+        super().__init__(num_classes, in_channels, hidden)
+
+
+manager.MODELS.add_component(StrictSegForTests)
+
+
+def test_model_argument_typo_is_refused_with_the_closest_before_building(tmp_path):
+    """Issue 10: a misspelt model argument gets the closest known one, as a config key does;
+    for a model whose arguments are all named, load_config refuses it (nothing is built)."""
+    from paddleseg_ddr.engine import load_config
+    cfg = tmp_path / 'strict.yml'
+    root = str(tmp_path / 'cs')  # not read: the config is refused first
+    dic = {**small(root), 'model': {'type': 'StrictSegForTests', 'num_classes': 19, 'hiden': 4},
+           'optimizer': {'type': 'SGD'}, 'lr_scheduler': {'type': 'PolynomialDecay', 'learning_rate': 0.01}}
+    for section in ('train_dataset', 'val_dataset'):
+        dic[section]['type'] = 'DDRCityscapes'
+    cfg.write_text(yaml.safe_dump(dic))
+    with pytest.raises(UserError, match=r"model: unknown argument 'hiden' for StrictSegForTests\. "
+                                        r"Did you mean 'hidden'\? StrictSegForTests takes: hidden, in_channels, num_classes"):
+        load_config(str(cfg))

@@ -4,7 +4,10 @@ PaddleSeg ignores unknown top-level keys and reports an unknown ``type`` without
 the choices; both are checked here first so that a typo gets a precise message.
 """
 import difflib
+import inspect
 import os
+import re
+import sys
 
 import yaml
 from paddleseg.cvlibs import Config, SegBuilder, manager
@@ -52,6 +55,96 @@ def _check_types(node, registries, where):
             _check_types(value, regs, f'{where}.{key}')
 
 
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _yaml_number_hint(value):
+    """PyYAML reads ``1e-3`` (no dot) as text: say how to write it as a number."""
+    if not isinstance(value, str):
+        return ''
+    try:
+        number = float(value)
+    except ValueError:
+        return ''
+    return f' (YAML reads {value} as text: write the number with a dot, e.g. {number:.1e})'
+
+
+def _check_values(dic, path):
+    """Values PaddleSeg would take without complaint, or fail on with a traceback later."""
+    for key, flag, example in (('iters', '--iters', 1000), ('batch_size', '--batch_size', 2)):
+        if key in dic and not (_is_int(dic[key]) and dic[key] > 0):
+            raise UserError(f"{key}: {dic[key]!r} in config '{path}' is not a positive whole number: write e.g. "
+                            f"'{key}: {example}' in the config (or pass {flag} N).")
+    scheduler = dic.get('lr_scheduler')
+    if isinstance(scheduler, dict):
+        for key, low in (('learning_rate', 'positive'), ('end_lr', 'non-negative'), ('warmup_start_lr', 'non-negative')):
+            if key not in scheduler:
+                continue
+            value = scheduler[key]
+            if not (_is_number(value) and (value > 0 if low == 'positive' else value >= 0)):
+                fix = ' (or pass --learning_rate X)' if key == 'learning_rate' else ''
+                raise UserError(f"lr_scheduler.{key}: {value!r} in config '{path}' is not a {low} number"
+                                f"{_yaml_number_hint(value)}: write e.g. '{key}: 0.01'{fix}.")
+    model = dic.get('model') or {}
+    num_classes = model.get('num_classes')
+    if num_classes is None:
+        return
+    if not (_is_int(num_classes) and num_classes > 0):
+        raise UserError(f"model.num_classes: {num_classes!r} in config '{path}' is not a positive whole number.")
+    for section in ('train_dataset', 'val_dataset'):
+        node = dic.get(section) or {}
+        cls = manager.DATASETS.components_dict.get(node.get('type'))
+        expected = node.get('num_classes', getattr(cls, 'NUM_CLASSES', None))
+        if _is_int(expected) and expected != num_classes:
+            raise UserError(f"model.num_classes is {num_classes} in config '{path}' but {section} "
+                            f"({node.get('type')}) has {expected} classes: the model predicts one score per class "
+                            f"of its dataset. Remove model.num_classes or set it to {expected} "
+                            f"(e.g. --opts model.num_classes={expected}).")
+
+
+def _argument_names(component):
+    """The keyword arguments ``component`` (class or function) takes, and whether it also
+    takes any (``**kwargs``)."""
+    target = component.__init__ if inspect.isclass(component) else component
+    try:
+        params = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return set(), True
+    names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != 'self'}
+    return names, any(p.kind == p.VAR_KEYWORD for p in params)
+
+
+def _unknown_argument(where, type_name, key, known):
+    known = sorted(known)
+    return UserError(f"{where}: unknown argument '{key}' for {type_name}.{_suggest(key, known)} "
+                     f"{type_name} takes: {', '.join(known)}.")
+
+
+def _check_model_arguments(node, where):
+    """Every argument written for a model component (the model, its backbone...) must be one
+    its class takes; components taking ``**kwargs`` are checked when built (see Builder)."""
+    if isinstance(node, dict):
+        component = node.get('type')
+        for registry in REGISTRIES['model']:
+            if component in registry.components_dict:
+                names, open_ended = _argument_names(registry.components_dict[component])
+                if not open_ended:
+                    for key in node:
+                        if key != 'type' and key not in names:
+                            raise _unknown_argument(where, component, key, names)
+                break
+        for key, value in node.items():
+            _check_model_arguments(value, f'{where}.{key}')
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            _check_model_arguments(item, f'{where}[{i}]')
+
+
 def load_config(path, learning_rate=None, batch_size=None, iters=None, opts=None):
     """Parse a YAML config (with ``_base_`` inheritance) and check its keys and types."""
     if not path or not os.path.isfile(path):
@@ -71,7 +164,31 @@ def load_config(path, learning_rate=None, batch_size=None, iters=None, opts=None
         if section == 'loss' and node:
             node = node.get('types')
         _check_types(node, registries, section)
+    _check_values(cfg.dic, path)
+    _check_model_arguments(cfg.dic.get('model'), 'model')
     return cfg
+
+
+def _misspelt_argument(cfg, error):
+    """A ``UserError`` with the closest known argument for a component that took ``**kwargs``
+    and passed a misspelt one on (``DDRNet23Slim(aux_hed=...)`` -> ``DualResNet``), else None."""
+    match = re.search(r"([\w.]+)\(\) got an unexpected keyword argument '(\w+)'", str(error or ''))
+    type_name = cfg.get('type') if isinstance(cfg, dict) else None
+    if not (isinstance(error, TypeError) and match and isinstance(type_name, str)):
+        return None
+    callee_name, key = match.groups()
+    if key not in cfg:  # not the user's argument: a fault inside the component
+        return None
+    component = next((r.components_dict[type_name] for regs in [*REGISTRIES.values(), [TRANSFORM_REGISTRY]]
+                      for r in regs if type_name in r.components_dict), None)
+    if component is None:
+        return None
+    known, _ = _argument_names(component)
+    callee = getattr(sys.modules.get(component.__module__), callee_name.split('.')[0], None)
+    if callee is not None and callable(callee):
+        known |= _argument_names(callee)[0]
+    model_types = {n for r in REGISTRIES['model'] for n in r.components_dict}
+    return _unknown_argument('model' if type_name in model_types else type_name, type_name, key, known)
 
 
 class Builder(SegBuilder):
@@ -83,6 +200,7 @@ class Builder(SegBuilder):
             return super().build_component(cfg)
         except RuntimeError as e:
             cause = e.__context__ if isinstance(e.__context__, UserError) else None
+            cause = cause or _misspelt_argument(cfg, e.__context__)
             raise (cause or UserError(str(e))) from None
 
     @cached_property

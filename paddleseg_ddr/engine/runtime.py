@@ -1,6 +1,7 @@
 """Process set-up shared by the entry points: device, distributed environment, seeds."""
 import os
 import random
+import re
 
 import numpy as np
 import paddle
@@ -14,6 +15,9 @@ def setup(device=None, seed=None):
     and seed every generator. Returns (device, world_size, rank)."""
     if device is None:
         device = 'gpu' if paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0 else 'cpu'
+    if not re.fullmatch(r'cpu|gpu(:\d+)?', str(device)):
+        raise UserError(f"--device {device!r} is not a device this toolkit runs on: use 'cpu', 'gpu' or "
+                        "'gpu:N' (N the card's index), or leave --device out (a GPU if there is one, else the CPU).")
     if device.startswith('gpu') and not paddle.is_compiled_with_cuda():
         raise UserError("--device gpu: this Paddle build has no CUDA support. Install a GPU build of "
                         "Paddle 3.x (see README, 'Installation') or use --device cpu.")

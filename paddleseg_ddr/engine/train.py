@@ -4,7 +4,10 @@
 Log lines and VisualDL tags follow PaddleSeg 2.8's ``paddleseg/core/train.py`` so that
 PaddleSeg's log parsers read them and a PaddleSeg run overlays ours in VisualDL.
 """
+import functools
+import inspect
 import json
+import math
 import os
 import random
 import time
@@ -15,6 +18,7 @@ import paddle.distributed as dist
 from paddleseg.utils import calculate_eta, logger
 
 from ..errors import UserError
+from ..utils.lock import run_dir_lock
 from .checkpoint import (_unwrap, load_checkpoint, prune_checkpoints, rng_state, save_checkpoint,
                          set_rng_state)
 from .data import check_labels, iterate_batches
@@ -131,6 +135,65 @@ def save_best_model(save_dir, model, miou, it):
         json.dump({'miou': float(miou), 'iter': int(it)}, f)
 
 
+def _locking_save_dir(train_fn):
+    """Hold the lock of ``save_dir`` (rank 0, the rank that writes it) while ``train_fn``
+    runs: a second training on the same folder is refused (see :mod:`utils.lock`)."""
+    signature = inspect.signature(train_fn)
+
+    @functools.wraps(train_fn)
+    def locked(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        if dist.get_rank() != 0:
+            return train_fn(*args, **kwargs)
+        with run_dir_lock(bound.arguments['save_dir']):
+            return train_fn(*args, **kwargs)
+    return locked
+
+
+def non_finite_weights(model):
+    """Names of the floating-point tensors of ``model`` (weights and BN statistics) that hold
+    a NaN or an infinity."""
+    return [name for name, t in _unwrap(model).state_dict().items()
+            if paddle.is_floating_point(t) and not bool(paddle.isfinite(t).all())]
+
+
+def _diverged(what, it, last_saved):
+    where = (f"the last checkpoint is '{last_saved}': resume from it (--resume_model) with a lower --learning_rate"
+             if last_saved else 'no checkpoint was written: train again with a lower --learning_rate')
+    return (f'{what} at iteration {it}: training diverged. Nothing of this iteration is saved (non-finite '
+            f'weights are never written); {where}, or check the labels and the loss settings.')
+
+
+def _score(model, val_dataset, eval_kwargs, state, it, save_dir, rank, writer, checkpoint):
+    """Evaluate the model of iteration ``it`` (whose checkpoint is already written) and keep
+    it in best_model/ if it is the best so far. The run's random-number streams are left as
+    they were, so the saved checkpoint resumes exactly."""
+    broadcast_eval_state(model)  # score the model that best_model/ would hold: rank 0's
+    rng = rng_state()
+    try:
+        metrics = evaluate(model, val_dataset, **(eval_kwargs or {}))
+    except UserError as e:
+        raise UserError(f"{e} (The evaluation of iteration {it} failed after its checkpoint '{checkpoint}' was "
+                        'written: fix this, then resume from it with --resume_model; it is evaluated first.)') from None
+    finally:
+        set_rng_state(rng)
+    if metrics['miou'] > state['best_miou']:
+        state['best_miou'], state['best_iter'] = metrics['miou'], it
+        if rank == 0:
+            save_best_model(save_dir, model, metrics['miou'], it)
+    if rank == 0:
+        logger.info(f"[EVAL] The model with the best validation mIoU ({state['best_miou']:.4f}) "
+                    f"was saved at iter {state['best_iter']}.")
+        if writer:
+            writer.add_scalar('Evaluate/mIoU', metrics['miou'], it)
+            writer.add_scalar('Evaluate/Acc', metrics['acc'], it)
+            writer.add_scalar('Evaluate/Kappa', metrics['kappa'], it)
+    model.train()
+    return metrics
+
+
+@_locking_save_dir
 def train(model, train_dataset, optimizer, losses, iters, batch_size, val_dataset=None,
           save_dir='output', save_interval=1000, log_iters=10, do_eval=False, use_vdl=False,
           resume_model=None, keep_checkpoint_max=5, num_workers=0, precision='fp32',
@@ -140,12 +203,18 @@ def train(model, train_dataset, optimizer, losses, iters, batch_size, val_datase
     The learning-rate scheduler is the optimizer's and steps once per iteration.
     Checkpoints go to ``save_dir/iter_<N>`` every ``save_interval`` iterations and at the
     end; with ``do_eval`` the best mIoU so far is kept in ``save_dir/best_model`` with its
-    score in ``best_model/score.json``. Data augmentations are drawn per sample from
-    (seed, rank, epoch, position): see :func:`sample_seed`.
+    score in ``best_model/score.json``. A checkpoint is written before it is evaluated (an
+    evaluation failure loses no training; with ``do_eval`` a resumed checkpoint is evaluated
+    first). The loss is checked every iteration and the weights at every checkpoint: a
+    diverging run stops with a ``UserError`` and never writes non-finite weights.
+    ``save_dir`` is locked (rank 0) for the run. Data augmentations are drawn per sample
+    from (seed, rank, epoch, position): see :func:`sample_seed`.
     """
     nranks, rank = dist.get_world_size(), dist.get_rank()
     scheduler = optimizer._learning_rate if isinstance(optimizer._learning_rate, paddle.optimizer.lr.LRScheduler) else None
     state = {'iter': 0, 'best_miou': -1.0, 'best_iter': -1}
+    evaluating = do_eval and val_dataset is not None
+    pending_eval, last_saved = False, resume_model
     if resume_model:
         saved = load_checkpoint(resume_model, model, optimizer)
         state.update({k: saved[k] for k in state})
@@ -154,6 +223,9 @@ def train(model, train_dataset, optimizer, losses, iters, batch_size, val_datase
             # (e.g. more --iters than the interrupted run had).
             scheduler.step(state['iter'])
         set_rng_state(saved['rng'])
+        # Checkpoints are written before their evaluation, so the resumed one may never have
+        # been scored (the run stopped during it): it is evaluated before training goes on.
+        pending_eval = evaluating
         logger.info(f"Resumed from '{resume_model}' at iteration {state['iter']}.")
     on_disk = read_best_score(save_dir)
     if on_disk is not None and on_disk['miou'] > state['best_miou']:
@@ -162,6 +234,8 @@ def train(model, train_dataset, optimizer, losses, iters, batch_size, val_datase
         state['best_miou'], state['best_iter'] = on_disk['miou'], on_disk['iter']
         logger.info(f"Keeping '{os.path.join(save_dir, BEST_DIR)}' (mIoU {on_disk['miou']:.4f} at iteration "
                     f"{on_disk['iter']}) unless a better model is scored.")
+    if on_disk is not None and on_disk['iter'] == state['iter']:
+        pending_eval = False  # best_model/ holds the resumed model: it was scored
     if state['iter'] >= iters:
         logger.warning(f"Nothing to do: already at iteration {state['iter']} of {iters}.")
 
@@ -181,6 +255,9 @@ def train(model, train_dataset, optimizer, losses, iters, batch_size, val_datase
         from visualdl import LogWriter
         writer = LogWriter(save_dir)
 
+    if pending_eval:
+        logger.info(f"Evaluating the resumed checkpoint '{resume_model}' (iteration {state['iter']}) first.")
+        _score(model, val_dataset, eval_kwargs, state, state['iter'], save_dir, rank, writer, resume_model)
     model.train()
     it = state['iter']
     start_iter, window = it, []
@@ -206,6 +283,9 @@ def train(model, train_dataset, optimizer, losses, iters, batch_size, val_datase
             with paddle.amp.auto_cast(enable=use_amp, level=amp_level):
                 logits = net(data['img'])
             loss, per_head = model_losses(model, [l.astype('float32') for l in logits], data, losses)
+            loss_value = float(loss)
+            if not math.isfinite(loss_value):  # checked before the step: the weights stay finite
+                raise UserError(_diverged(f'the loss is {loss_value}', it, last_saved))
             if use_amp:
                 scaled = scaler.scale(loss)
                 scaled.backward()
@@ -217,14 +297,11 @@ def train(model, train_dataset, optimizer, losses, iters, batch_size, val_datase
             lr = optimizer.get_lr()
             if scheduler is not None:
                 scheduler.step()
-            window.append([float(loss)] + [float(h) for h in per_head])
+            window.append([loss_value] + [float(h) for h in per_head])
             batch_cost += time.time() - tic
 
             if it % log_iters == 0 or it == iters:
                 mean = np.mean(window, axis=0)
-                if not np.isfinite(mean[0]):
-                    raise FloatingPointError(f'loss is {mean[0]} at iteration {it}: lower the learning rate '
-                                             'or check the labels.')
                 n = len(window)
                 avg_batch, avg_reader = batch_cost / n, reader_cost / n
                 ips = batch_size / avg_batch  # per process, as PaddleSeg counts it
@@ -251,26 +328,19 @@ def train(model, train_dataset, optimizer, losses, iters, batch_size, val_datase
                 window, reader_cost, batch_cost = [], 0.0, 0.0
 
             if it % save_interval == 0 or it == iters:
-                if do_eval and val_dataset is not None:
-                    # Score the model that best_model/ would hold: rank 0's.
-                    broadcast_eval_state(model)
-                    metrics = evaluate(model, val_dataset, **(eval_kwargs or {}))
-                    if metrics['miou'] > state['best_miou']:
-                        state['best_miou'], state['best_iter'] = metrics['miou'], it
-                        if rank == 0:
-                            save_best_model(save_dir, model, metrics['miou'], it)
-                    if rank == 0:
-                        logger.info(f"[EVAL] The model with the best validation mIoU ({state['best_miou']:.4f}) "
-                                    f"was saved at iter {state['best_iter']}.")
-                        if writer:
-                            writer.add_scalar('Evaluate/mIoU', metrics['miou'], it)
-                            writer.add_scalar('Evaluate/Acc', metrics['acc'], it)
-                            writer.add_scalar('Evaluate/Kappa', metrics['kappa'], it)
-                    model.train()
+                bad = non_finite_weights(model)
+                if bad:
+                    raise UserError(_diverged(f"the weights became non-finite ({', '.join(bad[:3])}"
+                                              f"{', ...' if len(bad) > 3 else ''})", it, last_saved))
+                # Save first, then evaluate: an evaluation failure loses no training.
                 state['iter'] = it
+                checkpoint = os.path.join(save_dir, f'iter_{it}')
                 if rank == 0:
-                    save_checkpoint(os.path.join(save_dir, f'iter_{it}'), model, optimizer, {**state, 'rng': rng_state()})
+                    save_checkpoint(checkpoint, model, optimizer, {**state, 'rng': rng_state()})
                     prune_checkpoints(save_dir, keep_checkpoint_max)
+                last_saved = checkpoint
+                if evaluating:
+                    _score(model, val_dataset, eval_kwargs, state, it, save_dir, rank, writer, checkpoint)
             tic = time.time()
             if it >= iters:
                 loader.close()  # stops the data workers of an unfinished epoch
