@@ -1,10 +1,12 @@
-"""Convert official DDRNet PyTorch checkpoints (Cityscapes or ImageNet) to Paddle weights.
+"""Convert released PyTorch checkpoints (DDRNet: Cityscapes or ImageNet; RDRNet: Cityscapes) to Paddle weights.
 
     python tools/convert_weights.py --src best_val_smaller.pth --model ddrnet23_slim --kind cityscapes \
         --dst pretrained/ddrnet23_slim_cityscapes.pdparams
     python tools/convert_weights.py --src DDRNet23s_imagenet.pth --model ddrnet23_slim --kind imagenet \
         --dst pretrained/ddrnet23_slim_imagenet.pdparams
     python tools/convert_weights.py --src model.pdparams --from paddleseg_ddrnet23 --dst pretrained/ddrnet23_cityscapes_paddleseg.pdparams
+    python tools/convert_weights.py --src rdrnet-s-simple_mIoU-76.7.pth --model rdrnet_s_simple --kind cityscapes \
+        --dst pretrained/rdrnet_s_simple_cityscapes.pdparams
 
 PyTorch is not needed: the .pth is read directly (zip or legacy format), and no file is
 unpickled with code-running pickle (see README, "Loading files from others"). A --dst ending
@@ -21,16 +23,16 @@ from paddleseg_ddr.utils.weights import save_safetensors
 
 def main(argv=None):
 
-    from paddleseg_ddr.models import create_model, imagenet_classifier, list_variants
-    from paddleseg_ddr.models.ddrnet_checkpoints import convert_official, convert_paddleseg
+    from paddleseg_ddr.models import create_model, get_variant, imagenet_classifier, list_variants
+    from paddleseg_ddr.models.ddrnet_checkpoints import convert_paddleseg
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--src', required=True,
                    help='Official .pth checkpoint (or a PaddleSeg .pdparams / .safetensors with --from).')
     p.add_argument('--from', dest='source', default='official', choices=['official', 'paddleseg_ddrnet23'],
-                   help="official: the DDRNet release's .pth; paddleseg_ddrnet23: PaddleSeg's DDRNet_23 weights.")
-    ddrnets = [v.name for v in list_variants('DDRNet')]  # the variants with official checkpoints to convert
-    p.add_argument('--model', default=None, choices=ddrnets, help='Required for --from official.')
+                   help="official: the model's own release (.pth); paddleseg_ddrnet23: PaddleSeg's DDRNet_23 weights.")
+    convertible = [v.name for v in list_variants() if v.convert is not None]  # variants with release converters
+    p.add_argument('--model', default=None, choices=convertible, help='Required for --from official.')
     p.add_argument('--kind', default='cityscapes', choices=['cityscapes', 'imagenet', 'imagenet_classifier'],
                    help='cityscapes: a trained segmentation model; imagenet: initial weights for segmentation '
                         '(the `pretrained:` of the configs); imagenet_classifier: the ImageNet network itself.')
@@ -43,19 +45,28 @@ def main(argv=None):
         if args.model != 'ddrnet23':
             raise UserError("--from paddleseg_ddrnet23 converts to --model ddrnet23 (PaddleSeg's DDRNet_23).")
     elif args.model is None:
-        raise UserError('--model is required: one of ' + ', '.join(ddrnets) + '.')
+        raise UserError('--model is required: one of ' + ', '.join(convertible) + '.')
+    variant = get_variant(args.model)
+    if args.kind != 'cityscapes' and variant.family != 'DDRNet':
+        raise UserError(f'--kind {args.kind}: only DDRNet released ImageNet checkpoints; {variant.family} '
+                        'trains from scratch (use --kind cityscapes for its released weights).')
     if args.kind == 'imagenet_classifier':
         model = imagenet_classifier(args.model, args.num_classes or 1000)
     else:
         model = create_model(args.model, args.num_classes or 19, aux_head=True)
-    convert = convert_paddleseg if args.source == 'paddleseg_ddrnet23' else convert_official
+    convert = convert_paddleseg if args.source == 'paddleseg_ddrnet23' else variant.convert
     report = convert(model, args.src)
-    if args.kind == 'cityscapes' and any(k.startswith(('layer', 'spp', 'final_layer')) for k in report['left_at_init']):
-        raise UserError(f"'{args.src}' lacks segmentation layers ({', '.join(report['left_at_init'][:5])} ...): "
+    training_only = tuple(getattr(model, 'TRAIN_ONLY_PREFIXES', ()))
+    missing = [k for k in report['left_at_init'] if not k.startswith(training_only)]
+    if args.kind == 'cityscapes' and missing:
+        raise UserError(f"'{args.src}' lacks segmentation layers ({', '.join(missing[:5])} ...): "
                         'is it an ImageNet checkpoint? Use --kind imagenet.')
     state = model.state_dict()
-    if not any(k.startswith('seghead_extra.') for k in report['loaded']):
-        state = {k: v for k, v in state.items() if not k.startswith('seghead_extra.')}
+    if training_only and not any(k.startswith(training_only) for k in report['loaded']):
+        state = {k: v for k, v in state.items() if not k.startswith(training_only)}
+    if getattr(model, 'reparameterized', False):
+        print(f"'{args.src}' holds the deployed (fused) graph: the weights evaluate, predict and export, "
+              'but cannot train (convert a training-graph checkpoint to fine-tune).')
     os.makedirs(os.path.dirname(os.path.abspath(args.dst)), exist_ok=True)
     # atomic: a failed save leaves no partial file under --dst
     (save_safetensors if args.dst.lower().endswith('.safetensors') else save_paddle)(state, args.dst)

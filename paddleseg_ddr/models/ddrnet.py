@@ -21,6 +21,7 @@ from paddleseg.cvlibs import manager
 
 from ..utils.weights import load_pretrained
 from .blocks import DAPPM, BasicBlock, Bottleneck, SegHead, conv_bn, make_stage, resize
+from .ddrnet_checkpoints import convert_official
 from .variants import Variant, register_variant
 
 # planes: width of the stem; blocks: BasicBlocks per stage 1-4; stage3_parts: fusions in stage 3;
@@ -211,4 +212,5 @@ for _name, _factory, _params, _gmacs, _published in (
         ('ddrnet23', DDRNet23, 20_148_947, 143.1, {'cityscapes_val_miou': 79.5, 'cityscapes_test_miou': 79.4}),
         ('ddrnet39', DDRNet39, 32_360_275, 281.1, {'cityscapes_test_miou': 80.4})):
     register_variant(Variant(name=_name, family='DDRNet', model_type=_factory.__name__, factory=_factory,
-                             params=_params, gmacs=_gmacs, reference=('torch_ddrnet', _name), published=_published))
+                             params=_params, gmacs=_gmacs, reference=('torch_ddrnet', _name), published=_published,
+                             convert=convert_official))

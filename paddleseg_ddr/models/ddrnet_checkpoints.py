@@ -10,63 +10,18 @@ import os
 import re
 
 import numpy as np
-import paddle
 
 from ..errors import UserError
 from ..utils.weights import read_params
+from .conversion import load_converted, paddle_names, unwrap_state_dict
 from .torch_checkpoint import read_torch_checkpoint
-
-_BN_RENAMES = (('.running_mean', '._mean'), ('.running_var', '._variance'))
-
 
 def official_state_dict(obj):
     """Paddle-named arrays of an official checkpoint object (as read from a .pth)."""
-    if isinstance(obj, dict) and isinstance(obj.get('state_dict'), dict):
-        obj = obj['state_dict']
-    if not isinstance(obj, dict) or not obj:
-        raise UserError('the checkpoint holds no state dict (expected a dict of tensors, or one under "state_dict").')
-    state = {}
-    for key, value in obj.items():
-        if key.endswith('num_batches_tracked'):
-            continue
-        if key.startswith('module.'):
-            key = key[len('module.'):]
-        for old, new in _BN_RENAMES:
-            if key.endswith(old):
-                key = key[:-len(old)] + new
-        value = np.asarray(value)
-        if key == 'linear.weight':  # nn.Linear: PyTorch stores [out, in], Paddle [in, out]
-            value = value.T
-        state[key] = value
+    state = paddle_names(unwrap_state_dict(obj))
+    if 'linear.weight' in state:  # nn.Linear: PyTorch stores [out, in], Paddle [in, out]
+        state['linear.weight'] = state['linear.weight'].T
     return state
-
-
-def _load_renamed(model, state, path, hint, other_classifier_ok):
-    """Load arrays already renamed to the model's keys; returns the conversion report.
-
-    Keys present in both must have the same shape; with ``other_classifier_ok`` a final
-    classifier of another class count is reported as dropped and stays at init.
-    """
-    target = model.state_dict()
-    loaded, dropped, mismatched = {}, [], []
-    for key, value in state.items():
-        if key not in target:
-            dropped.append(key)
-        elif list(value.shape) != list(target[key].shape):
-            if other_classifier_ok and key.startswith(tuple(getattr(model, 'CLASSIFIER_PREFIXES', ()))):
-                dropped.append(key)
-            else:
-                mismatched.append(f'{key}: checkpoint {list(value.shape)} vs model {list(target[key].shape)}')
-        else:
-            loaded[key] = paddle.to_tensor(value.astype(np.float32) if value.dtype == np.float64 else value,
-                                           dtype=target[key].dtype)
-    if mismatched:
-        raise UserError(f"'{path}' does not fit {type(model).__name__} ({hint}):\n  " + '\n  '.join(mismatched[:20]))
-    if not loaded:
-        raise UserError(f"'{path}' shares no parameter with {type(model).__name__} ({hint}).")
-    model.set_state_dict(loaded)
-    return {'loaded': sorted(loaded), 'left_at_init': sorted(k for k in target if k not in loaded),
-            'dropped': sorted(dropped)}
 
 
 def convert_official(model, path):
@@ -78,7 +33,7 @@ def convert_official(model, path):
     if not os.path.isfile(path):
         raise UserError(f"checkpoint not found: '{path}'.")
     state = official_state_dict(read_torch_checkpoint(path))
-    return _load_renamed(model, state, path, 'wrong --model? is it a DDRNet checkpoint?', other_classifier_ok=True)
+    return load_converted(model, state, path, 'wrong --model? is it a DDRNet checkpoint?', other_classifier_ok=True)
 
 
 # PaddleSeg's built-in DDRNet_23 wraps conv+BN pairs in ConvBN(ReLU) layers and calls the
@@ -120,4 +75,4 @@ def convert_paddleseg(model, path):
         raise UserError(f"checkpoint not found: '{path}'.")
     _, params = read_params(path, 'PaddleSeg weights', return_numpy=True)  # runs no code from the file
     state = {paddleseg_to_ours(k): np.asarray(v) for k, v in params.items()}
-    return _load_renamed(model, state, path, "is it PaddleSeg's DDRNet_23?", other_classifier_ok=False)
+    return load_converted(model, state, path, "is it PaddleSeg's DDRNet_23?", other_classifier_ok=False)

@@ -29,6 +29,7 @@ from paddleseg.cvlibs import manager
 
 from ..utils.weights import load_pretrained
 from .blocks import DAPPM, Bottleneck, RepBlock, RepParallel, SegHead, conv_bn, make_stage, resize
+from .rdrnet_checkpoints import convert_release
 from .variants import Variant, register_variant
 
 # channels: base width c; blocks: RBs (besides each stage's first, strided one) in stages 2 and
@@ -167,4 +168,5 @@ for _name, _factory, _params, _gmacs, _published in (
         ('rdrnet_m', RDRNetM, 26_000_000, 162.0, {'cityscapes_val_miou': 78.8, 'cityscapes_test_miou': 78.3}),
         ('rdrnet_l', RDRNetL, 36_900_000, 238.0, {'cityscapes_val_miou': 79.6, 'cityscapes_test_miou': 78.6})):
     register_variant(Variant(name=_name, family='RDRNet', model_type=_factory.__name__, factory=_factory,
-                             params=_params, gmacs=_gmacs, reference=('torch_rdrnet', _name), published=_published))
+                             params=_params, gmacs=_gmacs, reference=('torch_rdrnet', _name), published=_published,
+                             convert=convert_release))

@@ -10,6 +10,7 @@ import os
 import re
 
 from ..errors import UserError
+from .blocks import RepBlock, RepParallel
 from .conversion import load_converted, paddle_names, unwrap_state_dict
 from .reparameterize import reparameterize
 from .torch_checkpoint import read_torch_checkpoint
@@ -53,13 +54,21 @@ def is_deploy_graph(state):
 
 
 def convert_release(model, path):
-    """Load a release ``.pth`` (training or deployed graph) into an :class:`RDRNet`; a
-    deployed-graph file fuses ``model`` first. Returns the report of
-    :func:`.conversion.load_converted`."""
+    """Load a release ``.pth`` (training or deployed graph) into an :class:`RDRNet`.
+
+    A deployed-graph file is loaded into the same structure (the release merges only its
+    re-parameterisable blocks), then the rest is fused too, so ``model`` ends as this
+    project's fused graph (what export writes; val.py and predict.py accept its weights).
+    Returns the report of :func:`.conversion.load_converted`.
+    """
     if not os.path.isfile(path):
         raise UserError(f"checkpoint not found: '{path}'.")
     state = release_state_dict(read_torch_checkpoint(path))
-    if is_deploy_graph(state):
+    deployed = is_deploy_graph(state)
+    if deployed:
+        reparameterize(model, only=(RepBlock, RepParallel))
+    report = load_converted(model, state, path, 'wrong --model? is it an RDRNet checkpoint of the release?',
+                            other_classifier_ok=True)
+    if deployed:
         reparameterize(model)
-    return load_converted(model, state, path, 'wrong --model? is it an RDRNet checkpoint of the release?',
-                          other_classifier_ok=True)
+    return report

@@ -82,26 +82,27 @@ def _refuse_training(layer, inputs):
                         're-parameterise after training (export.py, val.py and predict.py do).')
 
 
-def _walk(layer):
-    if callable(getattr(layer, 'reparameterize', None)):
+def _walk(layer, only):
+    if callable(getattr(layer, 'reparameterize', None)) and (only is None or isinstance(layer, only)):
         layer.reparameterize()  # the block rewrites its own parts first ...
-    elif isinstance(layer, nn.Sequential):
+    elif isinstance(layer, nn.Sequential) and only is None:
         _fold_sequential(layer)
     for child in list(layer.children()):  # ... then what it left (e.g. a shortcut's conv+BN)
-        _walk(child)
+        _walk(child, only)
 
 
-def reparameterize(model):
+def reparameterize(model, only=None):
     """Fuse what can be fused in ``model``, in place; returns ``model`` in eval mode.
 
     Walks the network from the top: a sub-layer that defines ``reparameterize()`` rewrites
     itself (a re-parameterisable block merges its training paths, which must not be folded
     piecemeal before), then its remaining children are visited; conv+BN pairs inside
-    ``nn.Sequential`` containers are folded. Idempotent: a second call changes nothing.
-    The model is marked ``reparameterized``: the training engine refuses it.
+    ``nn.Sequential`` containers are folded. ``only`` (layer classes) limits the fusion to
+    those blocks, e.g. to rebuild a release's own deployed graph. Idempotent: a second call
+    changes nothing. The model is marked ``reparameterized``: it refuses to run in training mode.
     """
     model.eval()
-    _walk(model)
+    _walk(model, only)
     if not getattr(model, 'reparameterized', False):
         model.register_forward_pre_hook(_refuse_training)
     model.reparameterized = True

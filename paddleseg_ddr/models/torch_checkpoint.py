@@ -11,7 +11,6 @@ storage's byte length) before a byte is read.
 """
 import collections
 import io
-import pickle
 import struct
 import zipfile
 

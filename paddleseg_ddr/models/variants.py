@@ -28,6 +28,8 @@ class Variant:
         reference: (module under tools/reference, its variant name) of an independent
             implementation with a ``randomized(name, augment)`` function, or None.
         published: Published scores, e.g. {'cityscapes_val_miou': 77.8}.
+        convert: ``convert(model, path) -> report`` loading the release's own checkpoint
+            file into the segmentation model (tools/convert_weights.py), or None.
     """
     name: str
     family: str
@@ -37,6 +39,7 @@ class Variant:
     gmacs: Optional[float] = None
     reference: Optional[tuple] = None
     published: dict = field(default_factory=dict)
+    convert: Optional[Callable] = None
 
 
 _VARIANTS = {}
