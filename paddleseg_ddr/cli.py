@@ -101,6 +101,8 @@ def val_parser():
     _common(p)
     p.add_argument('--model_path', required=True, help='Trained weights (.pdparams or .safetensors) or a checkpoint directory.')
     _eval_flags(p)
+    p.add_argument('--no_reparam', action='store_true',
+                   help='Run the training graph instead of the re-parameterised (fused) one, to check them against each other.')
     return p
 
 
@@ -116,6 +118,8 @@ def export_parser():
     p.add_argument('--format', default='paddle', choices=['paddle', 'onnx'],
                    help='onnx: also write model.onnx (paddle2onnx, opset 13) for ONNX Runtime.')
     p.add_argument('--opts', nargs='+', default=None, metavar='KEY=VALUE')
+    p.add_argument('--no_reparam', action='store_true',
+                   help='Run the training graph instead of the re-parameterised (fused) one, to check them against each other.')
     return p
 
 
@@ -138,6 +142,8 @@ def predict_parser():
     p.add_argument('--crop_size', nargs=2, type=int, default=None, metavar=('W', 'H'))
     p.add_argument('--stride', nargs=2, type=int, default=None, metavar=('W', 'H'))
     p.add_argument('--opts', nargs='+', default=None, metavar='KEY=VALUE')
+    p.add_argument('--no_reparam', action='store_true',
+                   help='Run the training graph instead of the re-parameterised (fused) one, to check them against each other.')
     return p
 
 
@@ -282,7 +288,7 @@ def train_main(argv=None):
 
 
 def val_main(argv=None):
-    from .engine import Builder, evaluate, load_config, load_model_weights
+    from .engine import Builder, evaluate, load_config
     from .engine.runtime import setup
 
     args = val_parser().parse_args(argv)
@@ -291,28 +297,25 @@ def val_main(argv=None):
     cfg = load_config(args.config, opts=args.opts)
     builder = Builder(cfg)
     options = _eval_options(builder, args)
-    model = builder.model
-    load_model_weights(model, args.model_path)
+    model = _trained_model(builder.model, args.model_path, not args.no_reparam)
     return evaluate(model, builder.val_dataset, **options)
 
 
 def export_main(argv=None):
     from .deploy import export_inference_model
-    from .engine import Builder, load_config, load_model_weights
+    from .engine import Builder, load_config
     from .engine.runtime import setup
 
     args = export_parser().parse_args(argv)
     setup('cpu')
     cfg = load_config(args.config, opts=args.opts)
     builder = Builder(cfg)
-    model = builder.model
-    if args.model_path:
-        load_model_weights(model, args.model_path)
-    else:
+    if not args.model_path:
         logger.warning('No --model_path: exporting the initial (untrained) weights.')
+    model = _trained_model(builder.model, args.model_path, not args.no_reparam)
     transforms = cfg.val_dataset_cfg.get('transforms', [])
     export_inference_model(model, args.save_dir, transforms, args.input_shape, args.output_op,
-                           onnx=args.format == 'onnx', meta=builder.dataset_meta())
+                           onnx=args.format == 'onnx', meta=builder.dataset_meta(), fuse=not args.no_reparam)
     files = 'model.json, model.pdiparams, deploy.yaml' + (', model.onnx' if args.format == 'onnx' else '')
     logger.info(f"Exported to '{args.save_dir}' ({files}).")
     return args.save_dir
@@ -320,7 +323,7 @@ def export_main(argv=None):
 
 def predict_main(argv=None):
     from .deploy import DygraphPredictor, PaddleInferencePredictor, predict_files
-    from .engine import Builder, load_config, load_model_weights
+    from .engine import Builder, load_config
     from .engine.runtime import setup
 
     args = predict_parser().parse_args(argv)
@@ -338,8 +341,7 @@ def predict_main(argv=None):
         check_infer_options(args.aug_pred, args.scales, args.is_slide, args.crop_size, args.stride)
         cfg = load_config(args.config, opts=args.opts)
         builder = Builder(cfg)
-        model = builder.model
-        load_model_weights(model, args.model_path)
+        model = _trained_model(builder.model, args.model_path, not args.no_reparam)
         options = {'is_slide': args.is_slide, 'crop_size': args.crop_size, 'stride': args.stride}
         if args.aug_pred:
             options.update(aug_pred=True, scales=args.scales, flip_horizontal=args.flip_horizontal,
@@ -347,6 +349,19 @@ def predict_main(argv=None):
         predictor = DygraphPredictor(model, cfg.val_dataset_cfg.get('transforms', []), builder.dataset_meta(),
                                      **options)
     return _fail_if_unread(*predict_files(predictor, args.image_path, args.save_dir, args.save_label_ids))
+
+
+def _trained_model(model, model_path, fuse=True):
+    """``model`` with the weights of ``model_path`` (of its training or its fused graph),
+    re-parameterised for inference unless ``fuse`` is False (``--no_reparam``, to check the
+    training graph): val, predict and export run the fused graph by default."""
+    from .models import reparameterize
+    from .utils.weights import load_model_weights
+    if model_path:
+        load_model_weights(model, model_path, to_fused=reparameterize)
+    if getattr(model, 'reparameterized', False) and not fuse:
+        logger.warning(f"--no_reparam: '{model_path}' holds the fused graph; it runs fused.")
+    return reparameterize(model) if fuse else model
 
 
 def run(main):

@@ -9,6 +9,7 @@ Weights are read without running code from the file: ``.pdparams`` through the r
 unpickler of :mod:`.safe_pickle` (never ``paddle.load``), ``.safetensors`` with the
 ``safetensors`` package (a JSON header and raw arrays: no code at all).
 """
+import copy
 import os
 
 import paddle
@@ -90,20 +91,34 @@ def mismatch_report(missing, unexpected, mismatched, limit=20):
     return '\n'.join(lines)
 
 
-def load_model_weights(model, path, params=None):
+def _fit(model, params):
+    """(missing, unexpected, mismatched) of ``params`` against ``model``, its training-only
+    layers (``TRAIN_ONLY_PREFIXES``) allowed to be absent or extra."""
+    optional = tuple(getattr(model, 'TRAIN_ONLY_PREFIXES', ()))
+    missing, unexpected, mismatched = compare_keys(model.state_dict(), params)
+    return ([k for k in missing if not k.startswith(optional)], [k for k in unexpected if not k.startswith(optional)],
+            mismatched)
+
+
+def load_model_weights(model, path, params=None, to_fused=None):
     """Load trained weights strictly: every key must be present with its shape.
 
     Only the model's training-only layers (``TRAIN_ONLY_PREFIXES``) may be absent or extra.
     Raises ``UserError`` listing mismatching keys and shapes otherwise. ``params``: the
-    state dict already read from ``path`` (by :func:`read_params`).
+    state dict already read from ``path`` (by :func:`read_params`). ``to_fused``
+    (``models.reparameterize``, passed by inference entry points): weights of the model's
+    fused graph (e.g. converted from a release's deployed checkpoint) are accepted too, and
+    the model is fused in place to take them.
     """
     if params is None:
         path, params = read_params(path)
     model = _unwrap(model)
-    optional = tuple(getattr(model, 'TRAIN_ONLY_PREFIXES', ()))
-    missing, unexpected, mismatched = compare_keys(model.state_dict(), params)
-    missing = [k for k in missing if not k.startswith(optional)]
-    unexpected = [k for k in unexpected if not k.startswith(optional)]
+    missing, unexpected, mismatched = _fit(model, params)
+    if (missing or unexpected or mismatched) and to_fused is not None:
+        if not any(_fit(to_fused(copy.deepcopy(model)), params)):
+            to_fused(model)
+            missing, unexpected, mismatched = [], [], []
+            logger.info(f"'{path}' holds the fused (re-parameterised) graph: the model is fused to load it.")
     if missing or unexpected or mismatched:
         raise UserError(f"checkpoint '{path}' does not fit {type(model).__name__}:\n"
                         + mismatch_report(missing, unexpected, mismatched)
