@@ -46,7 +46,7 @@ def shell(script, cwd=ROOT):
 
 
 def test_there_is_a_config_per_model():
-    assert [os.path.basename(os.path.dirname(c)) for c in CONFIGS] == ['ddrnet23', 'ddrnet23_slim', 'ddrnet39']
+    assert [os.path.basename(os.path.dirname(c)) for c in CONFIGS] == ['ddrnet23', 'ddrnet23_slim', 'ddrnet39', 'rdrnet_s']
 
 
 @pytest.mark.parametrize('config', CONFIGS, ids=lambda c: os.path.basename(os.path.dirname(c)))
@@ -235,22 +235,25 @@ def flag(command, name):
     return found.group(1)
 
 
-@pytest.fixture(scope='module')
-def lite_chain(tmp_path_factory):
+@pytest.fixture(scope='module', params=['ddrnet23_slim', 'rdrnet_s'])
+def lite_chain(request, tmp_path_factory):
+    """The lite chain of one model, run once for all the checks below: DDRNet-23-slim, and
+    RDRNet-S (trained as its training graph, evaluated and exported fused)."""
+    name = request.param
     repo = copy_repo(tmp_path_factory.mktemp('tipc') / 'repo')
-    config = 'test_tipc/configs/ddrnet23_slim/train_infer_python.txt'
+    config = f'test_tipc/configs/{name}/train_infer_python.txt'
     prep = shell(f'bash test_tipc/prepare.sh {config} {LITE}', cwd=repo)
     assert prep.returncode == 0, prep.stdout[-2000:] + prep.stderr[-2000:]
     run = shell(f'bash test_tipc/test_train_inference_python.sh {config} {LITE}', cwd=repo)
-    out = repo / 'test_tipc' / 'output' / 'ddrnet23_slim'
-    commands = [line.split(' - ddrnet23_slim - ', 1)[1] for line in (out / 'results_python.log').read_text().splitlines()
-                if ' with command - ddrnet23_slim - ' in line]
+    out = repo / 'test_tipc' / 'output' / name
+    commands = [line.split(f' - {name} - ', 1)[1] for line in (out / 'results_python.log').read_text().splitlines()
+                if f' with command - {name} - ' in line]
     data = repo / 'test_tipc' / 'data' / 'mini_cityscapes'
     with open(data / 'infer.list') as f:  # the images inference ran on, and where their results went
         images = [(os.path.normpath(e), str(data / e)) for e in f.read().split()]
     step = lambda script: next(c for c in commands if f' {script} ' in c)
     return SimpleNamespace(
-        repo=repo, run=run, log=(out / 'results_python.log').read_text(), commands=commands, images=images, data=data,
+        name=name, repo=repo, run=run, log=(out / 'results_python.log').read_text(), commands=commands, images=images, data=data,
         mode_dir=out / LITE, train_config=step('train.py').split('--config ')[1].split()[0],
         exported_weights=flag(step('export.py'), '--model_path'), evaluated_weights=flag(step('val.py'), '--model_path'),
         eval_log=out / LITE / (os.path.basename(os.path.dirname(os.path.dirname(flag(step('val.py'), '--model_path'))))
@@ -335,7 +338,7 @@ def test_exported_label_maps_equal_the_dygraph_models(lite_chain, monkeypatch, t
 def test_the_label_map_check_fails_on_another_checkpoint(lite_chain, monkeypatch, tmp_path):
     """The control: the chain's other checkpoint (10 iterations away) is caught."""
     exported = paddle.load(str(lite_chain.repo / lite_chain.exported_weights))
-    others = sorted(lite_chain.repo.glob(f'test_tipc/output/ddrnet23_slim/{LITE}/*/iter_*/model.pdparams'))
+    others = sorted(lite_chain.repo.glob(f'test_tipc/output/{lite_chain.name}/{LITE}/*/iter_*/model.pdparams'))
     other = next(p for p in others if any(not np.array_equal(v.numpy(), exported[k].numpy())
                                           for k, v in paddle.load(str(p)).items()))
     reference = dygraph_label_maps(lite_chain, str(other), monkeypatch)
