@@ -10,8 +10,8 @@ random input: warm-up runs, then timed runs; latency median and p90, FPS. Engine
   paddle         the export (export.py defaults) with Paddle Inference, no oneDNN
   paddle_onednn  the same with oneDNN (as deploy/python/infer.py runs it by default)
   onnxruntime    export.py --format onnx with ONNX Runtime
-  torch          the variant's reference implementation (tools/reference, PyTorch eager), its own
-                 output (DDRNet: the official model, logits at 1/8)
+  torch          the variant's reference implementation (tools/reference, PyTorch eager; its
+                 deployed graph where the release has one), its own output (logits at 1/8)
 The exported engines output the full-size label map. ``--graphs``: which graph the Paddle
 engines run, 'fused' (re-parameterised, as export.py writes it: the default) and/or 'train'
 (the training graph, e.g. RDRNet's three-path blocks), to measure what re-parameterisation
@@ -76,7 +76,10 @@ def engine_runner(engine, args, workdir):
         spec = importlib.util.spec_from_file_location(module, os.path.join(ROOT, 'tools', 'reference', module + '.py'))
         implementation = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(implementation)
-        model, tx = implementation.randomized(name, augment=False), torch.from_numpy(x)
+        import inspect
+        # the release's own deployed graph where it has one (RDRNet), else its only graph
+        deploy = {'deploy': True} if 'deploy' in inspect.signature(implementation.randomized).parameters else {}
+        model, tx = implementation.randomized(name, augment=False, **deploy), torch.from_numpy(x)
 
         def run():
             with torch.no_grad():

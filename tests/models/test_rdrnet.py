@@ -72,3 +72,13 @@ def test_training_returns_both_heads_and_a_fused_model_refuses_to_train():
     model.train()
     with pytest.raises(UserError, match='re-parameterised for deployment'):
         model(paddle.randn([1, 3, 64, 64]))
+
+
+@pytest.mark.parametrize('name', VARIANTS)
+def test_gmacs_of_the_fused_graph_match_the_paper(name):
+    """Convolution MACs at 256x512 x 16 (the count scales with the pixels) within 2% of the
+    published GFLOPs at 1024x2048 (41.0 / 43.4 / 162.0 / 238.0)."""
+    from paddleseg_ddr.models.complexity import count_macs
+    model = reparameterize(create_model(name, aux_head=False))
+    gmacs = count_macs(model, (1, 3, 256, 512)) * 16 / 1e9
+    assert abs(gmacs - get_variant(name).gmacs) <= 0.02 * get_variant(name).gmacs, gmacs
