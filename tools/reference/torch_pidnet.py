@@ -408,11 +408,11 @@ def _boundary_bce(logits, edge):
     x = logits.reshape(-1)
     t = edge.reshape(-1).to(x.dtype)
     pos, neg = (t == 1), (t == 0)
-    n_pos, n_neg = pos.sum(), neg.sum()
+    n_pos, n_neg = pos.sum().to(x.dtype), neg.sum().to(x.dtype)
     total = n_pos + n_neg
     w = torch.zeros_like(x)
-    w[pos] = (n_neg * 1.0 / total).to(x.dtype)
-    w[neg] = (n_pos * 1.0 / total).to(x.dtype)
+    w[pos] = n_neg / total
+    w[neg] = n_pos / total
     return F.binary_cross_entropy_with_logits(x, t, w, reduction='mean')
 
 
