@@ -199,8 +199,9 @@ def test_inference_gmacs_match_the_published_gflops(models, name):
 def test_edge_label_on_a_hand_made_label():
     """A vertical step between columns 15 | 16 of a 32x32 label. By hand: Canny marks the last
     column of the lower-index side (OpenCV's non-maximum suppression keeps m > left and m >= right)
-    on every row; the 6-pixel frame is cleared (rows 6..25 stay); the 4x4 dilation (anchor 2)
-    lights rows r-1..r+2 and columns c-2..c+1 of every edge pixel: rows 5..27, columns 14..17."""
+    on every row; the 6-pixel frame is cleared (rows 6..25 stay); the 4x4 dilation (anchor 2:
+    dst(r, c) = max src(r-2..r+1, c-2..c+1)) lights rows r-1..r+2 and columns c-1..c+2 of every
+    edge pixel: rows 5..27, columns 14..17."""
     label = np.ones((32, 32), np.uint8)
     label[:, 16:] = 2
     expected = np.zeros((32, 32))
