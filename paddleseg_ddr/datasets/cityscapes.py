@@ -3,16 +3,21 @@
 PaddleSeg's ``Cityscapes`` pairs images and labels by zipping two sorted globs: a missing
 label file silently shifts every pair after it, and a tree without
 ``*_gtFine_labelTrainIds.png`` yields an empty dataset. ``DDRCityscapes`` pairs by file
-stem and says what is missing and how to make it. (Label values are checked by the engine,
-which names the file.)
+stem and says what is missing and how to make it. Its ``__getitem__`` reads the files itself
+(:mod:`.reading`): an empty, truncated or undecodable image or label, a label that is not a
+single-channel integer map, of another size than its image, or with values outside the
+classes is refused with a message naming the file; 16-bit labels keep their values.
 """
 import os
 
+import numpy as np
 from paddleseg.cvlibs import manager
 from paddleseg.datasets import Cityscapes
+from paddleseg.transforms import functional as F
 
 from ..errors import UserError
 from .metainfo import DatasetMeta
+from .reading import read_image, read_label
 
 PREPARE = ("Download leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip from cityscapes-dataset.com, "
            "unzip both into dataset_root, then run `python tools/convert_cityscapes.py --dataset_root <root>`; "
@@ -35,6 +40,10 @@ METAINFO = _metainfo()
 CLASS_NAMES = METAINFO.classes
 
 IMAGE_SUFFIX = '_leftImg8bit.png'
+IMAGE_FIX = ("Replace it with the original from leftImg8bit_trainvaltest.zip (for the mini dataset, delete "
+             "dataset_root and run `python tools/make_mini_cityscapes.py` again), or remove it with its label.")
+LABEL_FIX = ("Make it again from its *_gtFine_polygons.json with `python tools/convert_cityscapes.py "
+             "--dataset_root <root> --overwrite`, or remove it with its image.")
 LABEL_SUFFIX = '_gtFine_labelTrainIds.png'
 
 
@@ -94,3 +103,29 @@ class DDRCityscapes(Cityscapes):
                     f"'{images[unlabelled[0]]}'. Run `python tools/convert_cityscapes.py "
                     f"--dataset_root {dataset_root}` (it converts every *_gtFine_polygons.json).")
         self.file_list = [[images[s], labels.get(s)] for s in sorted(images)]
+
+    def __getitem__(self, idx):
+        """PaddleSeg's ``Dataset.__getitem__`` with the files read by :mod:`.reading`."""
+        image_path, label_path = self.file_list[idx]
+        compose = self.transforms
+        image = read_image(image_path, compose.read_flag, IMAGE_FIX)
+        data = {'img': image, 'label': None, 'trans_info': [], 'gt_fields': []}
+        if label_path is not None:
+            label = read_label(label_path, self.num_classes, self.ignore_index,
+                               LABEL_FIX.replace('<root>', self.dataset_root), self.METAINFO.label_hint)
+            if label.shape != image.shape[:2]:
+                raise UserError(
+                    f"label file '{label_path}' is {label.shape[1]}x{label.shape[0]} pixels but its image "
+                    f"'{image_path}' is {image.shape[1]}x{image.shape[0]}: a label must have its image's size. "
+                    + LABEL_FIX.replace('<root>', self.dataset_root))
+            data['label'] = label
+        if self.mode == 'val':
+            data = compose(data)
+            data['label'] = data['label'][np.newaxis, :, :]
+        else:
+            if data['label'] is not None:
+                data['gt_fields'].append('label')
+            data = compose(data)
+            if self.edge:
+                data['edge'] = F.mask_to_binary_edge(data['label'], radius=2, num_classes=self.num_classes)
+        return data

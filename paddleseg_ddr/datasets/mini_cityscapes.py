@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..errors import UserError
+
 SPLITS = {'train': ('aachen', 'bochum', 'bremen', 'hamburg'), 'val': ('frankfurt', 'lindau', 'munster')}
 MARKER = '.mini_cityscapes.json'
 
@@ -349,6 +351,17 @@ def _write_sample(args):
     _render_labels(json_path, os.path.join(gt_dir, stem))
 
 
+def _check_arguments(root, **counts):
+    """Refuse sizes below 1 and a root that is not a folder before anything is written."""
+    for name, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise UserError(f"--{name} must be a whole number of at least 1, got {value!r} "
+                            "(defaults: --num_train 40 --num_val 10 --width 512 --height 256).")
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise UserError(f"--root '{root}' is a file, not a folder: give the folder to write the mini dataset "
+                        "into (it is created if missing), e.g. --root data/mini_cityscapes.")
+
+
 def generate_mini_cityscapes(root, num_train=40, num_val=10, width=512, height=256, seed=0,
                              convert=True, num_workers=1):
     """Write a mini Cityscapes under ``root`` (official layout, polygons + rendered labels).
@@ -357,6 +370,7 @@ def generate_mini_cityscapes(root, num_train=40, num_val=10, width=512, height=2
     Returns {'root', 'train', 'val'}.
     """
     from .cityscapes_labels import convert_cityscapes
+    _check_arguments(root, num_train=num_train, num_val=num_val, width=width, height=height)
     params = {'num_train': num_train, 'num_val': num_val, 'width': width, 'height': height, 'seed': seed,
               'converted': bool(convert), 'version': 1}
     root = os.path.abspath(root)
@@ -371,7 +385,12 @@ def generate_mini_cityscapes(root, num_train=40, num_val=10, width=512, height=2
         cities = SPLITS[split]
         for city in cities:
             for sub in ('leftImg8bit', 'gtFine'):
-                os.makedirs(os.path.join(root, sub, split, city), exist_ok=True)
+                folder = os.path.join(root, sub, split, city)
+                try:
+                    os.makedirs(folder, exist_ok=True)
+                except OSError as e:
+                    raise UserError(f"cannot create the folder '{folder}' for the mini dataset: "
+                                    f"{e.strerror or e}. Give --root a folder path you can write to.") from None
         jobs += [(root, split, cities[i % len(cities)], i, width, height, seed) for i in range(count)]
     if num_workers > 1:
         from multiprocessing import Pool

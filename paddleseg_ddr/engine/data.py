@@ -2,15 +2,28 @@
 
 Paddle 3.3's ``DataLoader`` with ``num_workers=0`` reads in a background thread and hangs
 for good when a sample raises (a bad file stalls training silently). With no workers the
-engine therefore reads in the calling thread, where errors surface with their message;
-with workers it uses ``DataLoader`` and points at the worker's report when one fails.
+engine therefore reads in the calling thread, where errors surface with their message.
+With workers it uses ``DataLoader``; a :class:`UserError` raised in a worker (a corrupt
+image, a bad label) is carried back as data and raised here with its message, since Paddle
+would print the worker's traceback from a thread and stop with a bare ``SystemError``.
 """
 import numpy as np
 import paddle
 from paddle.io.dataloader.collate import default_collate_fn
 
 from ..datasets.metainfo import dataset_meta
+from ..datasets.reading import bad_label_values, label_values_message
 from ..errors import UserError
+
+USER_ERROR = '__user_error__'  # key of a batch that carries a worker's UserError message
+
+
+def _integers_paddle_can_take(value):
+    """Paddle takes a ``uint16`` array for bfloat16 (a 16-bit label of 5 became 0):
+    widen it to int32, which holds every uint16 value."""
+    if isinstance(value, np.ndarray) and value.dtype == np.uint16:
+        return value.astype(np.int32)
+    return value
 
 
 def _to_tensors(batch):
@@ -26,11 +39,33 @@ def collate(samples):
     which ``reverse_transform`` rejects, and a DataLoader's into yet another form.) The same
     function collates with and without workers, so both give the same batches.
     """
-    batch = default_collate_fn([{k: v for k, v in s.items() if k != 'trans_info'} for s in samples])
+    errors = [s[USER_ERROR] for s in samples if USER_ERROR in s]
+    if errors:
+        # (with one array: a DataLoader batch of none never arrives)
+        return {USER_ERROR: errors[0], 'img': np.zeros(1, np.float32)}
+    batch = default_collate_fn([{k: _integers_paddle_can_take(v) for k, v in s.items() if k != 'trans_info'}
+                                for s in samples])
     if any('trans_info' in s for s in samples):
         batch['trans_info'] = [[[str(mode), [int(v) for v in shape]] for mode, shape in s.get('trans_info', [])]
                                for s in samples]
     return batch
+
+
+class _ReportUserErrors(paddle.io.Dataset):
+    """``dataset`` in a worker process: a sample that raises :class:`UserError` becomes
+    ``{USER_ERROR: message}``, which :func:`collate` passes on as the batch."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        try:
+            return self.dataset[index]
+        except UserError as e:
+            return {USER_ERROR: str(e)}
 
 
 def iterate_batches(dataset, batch_indices, num_workers=0, worker_init_fn=None):
@@ -39,11 +74,14 @@ def iterate_batches(dataset, batch_indices, num_workers=0, worker_init_fn=None):
         for indices in batch_indices:
             yield indices, _to_tensors(collate([dataset[i] for i in indices]))
         return
-    loader = paddle.io.DataLoader(dataset, batch_sampler=batch_indices, num_workers=num_workers,
-                                  return_list=True, worker_init_fn=worker_init_fn, collate_fn=collate)
+    loader = paddle.io.DataLoader(_ReportUserErrors(dataset), batch_sampler=batch_indices,
+                                  num_workers=num_workers, return_list=True, worker_init_fn=worker_init_fn,
+                                  collate_fn=collate)
     try:
         # The loader comes first in zip so that it runs to its end and stops its workers.
         for data, indices in zip(loader, batch_indices):
+            if USER_ERROR in data:
+                raise UserError(data[USER_ERROR])
             yield indices, data
     except SystemError as e:
         if 'data reader raises an exception' not in str(e):
@@ -53,17 +91,18 @@ def iterate_batches(dataset, batch_indices, num_workers=0, worker_init_fn=None):
 
 
 def check_labels(label, indices, dataset):
-    """Reject label values outside [0, num_classes) other than the ignore index, naming the file."""
+    """Reject label values outside [0, num_classes) other than the ignore index, naming the file.
+
+    (``DDRCityscapes`` already refuses them when it reads the file; this covers any dataset.)"""
     num_classes, ignore = dataset.num_classes, getattr(dataset, 'ignore_index', 255)
-    bad = paddle.logical_and(label >= num_classes, label != ignore)
+    bad = paddle.logical_and(paddle.logical_or(label < 0, label >= num_classes), label != ignore)
     if not bool(bad.any()):
         return
-    bad, label = bad.numpy(), label.numpy()
+    label = label.numpy()
     files = getattr(dataset, 'file_list', None)
     for row, index in enumerate(indices):
-        if bad[row].any():
-            values = np.unique(label[row][bad[row]])[:10].tolist()
+        values = bad_label_values(label[row], num_classes, ignore)
+        if values.size:
             where = f"'{files[index][1]}'" if files else f'sample {index}'
-            raise UserError(
-                f'label file {where} holds values {values} outside [0, {num_classes}) that are not '
-                f'the ignore index {ignore}. {dataset_meta(dataset).label_hint}'.rstrip())
+            raise UserError(label_values_message(where, values, num_classes, ignore,
+                                                 dataset_meta(dataset).label_hint))

@@ -8,7 +8,7 @@ from paddleseg_ddr.datasets import cityscapes_labels
 def test_interrupted_conversion_leaves_no_partial_label(tmp_path, monkeypatch):
     import cityscapesscripts.preparation.json2labelImg as j2l
     json_path = tmp_path / 'x_000000_000000_gtFine_polygons.json'
-    json_path.write_text('{}')
+    json_path.write_text('{"imgHeight": 2, "imgWidth": 2, "objects": []}')
     out = tmp_path / 'x_000000_000000_gtFine_labelTrainIds.png'
     out.write_bytes(b'previous label')
 
