@@ -18,7 +18,6 @@ mode ``main_logits``; ``forward(x, all_heads=True)`` returns the three in any mo
 release's own rule is ``augment`` alone, whatever the mode). The loss (``pidnet_loss``)
 resizes them to the label size with align_corners=True.
 """
-import math
 
 import numpy as np
 import torch
