@@ -30,6 +30,17 @@ def _to_tensors(batch):
     return {k: paddle.to_tensor(v) if isinstance(v, np.ndarray) else v for k, v in batch.items()}
 
 
+def _size_errors(samples):
+    """Samples of different sizes cannot be stacked into a batch: say which and how to fix it."""
+    for key in ('img', 'label'):
+        shapes = [tuple(s[key].shape) for s in samples if isinstance(s.get(key), np.ndarray)]
+        if len(set(shapes)) > 1:
+            return [f"the samples of a batch have different '{key}' sizes {[list(x) for x in shapes]}: a "
+                    "training batch needs one size. Give train_dataset.transforms a RandomPaddingCrop (or a "
+                    "fixed Resize), or use batch_size 1."]
+    return []
+
+
 def collate(samples):
     """``default_collate_fn``, except for PaddleSeg's ``trans_info``, which stays per sample.
 
@@ -39,9 +50,10 @@ def collate(samples):
     which ``reverse_transform`` rejects, and a DataLoader's into yet another form.) The same
     function collates with and without workers, so both give the same batches.
     """
-    errors = [s[USER_ERROR] for s in samples if USER_ERROR in s]
+    errors = [s[USER_ERROR] for s in samples if USER_ERROR in s] + _size_errors(samples)
     if errors:
-        # (with one array: a DataLoader batch of none never arrives)
+        # A UserError travels as the batch, so that it leaves a worker as data; the batch keeps
+        # one array (a DataLoader batch of none never arrives).
         return {USER_ERROR: errors[0], 'img': np.zeros(1, np.float32)}
     batch = default_collate_fn([{k: _integers_paddle_can_take(v) for k, v in s.items() if k != 'trans_info'}
                                 for s in samples])
@@ -72,7 +84,10 @@ def iterate_batches(dataset, batch_indices, num_workers=0, worker_init_fn=None):
     """Yield (indices, batch) for the given lists of sample indices; a batch is a dict of tensors."""
     if num_workers == 0:
         for indices in batch_indices:
-            yield indices, _to_tensors(collate([dataset[i] for i in indices]))
+            batch = collate([dataset[i] for i in indices])
+            if USER_ERROR in batch:
+                raise UserError(batch[USER_ERROR])
+            yield indices, _to_tensors(batch)
         return
     loader = paddle.io.DataLoader(_ReportUserErrors(dataset), batch_sampler=batch_indices,
                                   num_workers=num_workers, return_list=True, worker_init_fn=worker_init_fn,

@@ -67,3 +67,16 @@ class Crashes(Samples):
 def test_other_errors_in_a_worker_still_stop_the_run():
     with pytest.raises(UserError, match='a data-loading worker failed'):
         list(iterate_batches(Crashes(n=2), [[0, 1]], num_workers=1))
+
+
+class Sizes(Samples):
+    def __getitem__(self, i):
+        return {'img': np.zeros((3, 4, 6 + i), np.float32), 'label': np.zeros((1, 4, 6 + i), np.uint8)}
+
+
+@pytest.mark.parametrize('workers', [0, 1])
+def test_samples_of_different_sizes_in_a_batch_say_how_to_fix_it(workers, capfd):
+    assert list(iterate_batches(Sizes(n=2), [[0], [1]], num_workers=workers))  # one per batch: fine
+    with pytest.raises(UserError, match=r"different 'img' sizes \[\[3, 4, 6\], \[3, 4, 7\]\].*RandomPaddingCrop"):
+        list(iterate_batches(Sizes(n=2), [[0, 1]], num_workers=workers))
+    assert 'Traceback' not in capfd.readouterr().err
