@@ -47,9 +47,9 @@ def main(argv=None):
     elif args.model is None:
         raise UserError('--model is required: one of ' + ', '.join(convertible) + '.')
     variant = get_variant(args.model)
-    if args.kind != 'cityscapes' and variant.family != 'DDRNet':
-        raise UserError(f'--kind {args.kind}: only DDRNet released ImageNet checkpoints; {variant.family} '
-                        'trains from scratch (use --kind cityscapes for its released weights).')
+    if args.kind == 'imagenet_classifier' and variant.family != 'DDRNet':
+        raise UserError(f'--kind imagenet_classifier builds the DDRNet ImageNet network; for {variant.family} use '
+                        '--kind imagenet (initial weights of the segmentation model) or cityscapes.')
     if args.kind == 'imagenet_classifier':
         model = imagenet_classifier(args.model, args.num_classes or 1000)
     else:

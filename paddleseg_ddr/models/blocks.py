@@ -32,13 +32,13 @@ def conv_bn(in_channels, out_channels, kernel_size, stride=1, padding=None, norm
         norm(out_channels))
 
 
-def bn_relu_conv(in_channels, out_channels, kernel_size, pool=None, norm=nn.BatchNorm2D):
+def bn_relu_conv(in_channels, out_channels, kernel_size, pool=None, norm=nn.BatchNorm2D, groups=1):
     """Pre-activation unit of DAPPM: [pool] - BN - ReLU - conv (the BN cannot be folded)."""
     layers = [] if pool is None else [pool]
     layers += [
         norm(in_channels), nn.ReLU(),
         nn.Conv2D(in_channels, out_channels, kernel_size,
-                  padding=kernel_size // 2, bias_attr=False)
+                  padding=kernel_size // 2, groups=groups, bias_attr=False)
     ]
     return nn.Sequential(*layers)
 
