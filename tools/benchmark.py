@@ -35,15 +35,30 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..'))
 ENGINES = ('dygraph', 'paddle', 'paddle_onednn', 'onnxruntime', 'torch')
 
 
-def build_model(config, graph='train'):
-    """The config's model without its training-only heads, random weights (no pretrained file
-    needed), as built for training or re-parameterised (``graph`` 'fused')."""
-    from paddleseg_ddr.engine import Builder, load_config
-    from paddleseg_ddr.models import reparameterize
-    cfg = load_config(config, opts=['model.pretrained=None', 'model.aux_head=False'])  # as deployed
-    model = Builder(cfg).model
+def build_model(config, graph='train', variant=None):
+    """The config's model (or the registered ``variant``'s, 19 classes) without its
+    training-only heads, random weights (no pretrained file needed), as built for training or
+    re-parameterised (``graph`` 'fused')."""
+    from paddleseg_ddr.models import get_variant, reparameterize
+    if variant:
+        info = get_variant(variant)
+        try:
+            model = info.factory(num_classes=19, aux_head=False)
+        except TypeError:  # a family without optional training heads
+            model = info.factory(num_classes=19)
+        model_type = info.model_type
+    else:
+        from paddleseg_ddr.engine import Builder, load_config
+        cfg = load_config(config, opts=['model.pretrained=None', 'model.aux_head=False'])  # as deployed
+        model, model_type = Builder(cfg).model, cfg.dic['model']['type']
     model.eval()
-    return reparameterize(model) if graph == 'fused' else model, cfg.dic['model']['type']
+    return reparameterize(model) if graph == 'fused' else model, model_type
+
+
+def deployed_parameters(model):
+    """Trainable parameters without the training-only layers (``TRAIN_ONLY_PREFIXES``)."""
+    skip = tuple(getattr(model, 'TRAIN_ONLY_PREFIXES', ())) or ('\0',)
+    return sum(int(p.numel()) for n, p in model.named_parameters() if not p.stop_gradient and not n.startswith(skip))
 
 
 def time_runs(run, warmup, repeats):
@@ -89,7 +104,7 @@ def engine_runner(engine, args, workdir):
     setup('cpu')
     import paddle
     paddle.base.core.set_num_threads(args.cpu_threads)  # dygraph CPU kernels (default: one thread)
-    model, _ = build_model(args.config, args.graph)
+    model, _ = build_model(args.config, args.graph, args.variant)
     if engine == 'dygraph':
         tx = paddle.to_tensor(x)
 
@@ -147,8 +162,9 @@ def sgemm_peak(threads, sizes=(2048, 4096)):
     return results
 
 
-def run_engine(engine, args, model_type, graph='fused'):
-    cmd = [sys.executable, os.path.abspath(__file__), '--config', args.config, '--child', engine,
+def run_engine(engine, args, model_type, graph='fused', variant=None):
+    source = ['--variant', variant] if variant else ['--config', args.config]
+    cmd = [sys.executable, os.path.abspath(__file__), *source, '--child', engine,
            '--model_type', model_type, '--graph', graph,
            '--input_shape', *map(str, args.input_shape), '--warmup', str(args.warmup),
            '--repeats', str(args.repeats), '--cpu_threads', str(args.cpu_threads)]
@@ -168,7 +184,12 @@ def percentile(values, q):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--config', required=True)
+    p.add_argument('--config', default=None, help='A model config (one model, every engine).')
+    p.add_argument('--models', nargs='+', default=None, metavar='VARIANT',
+                   help="Registered variants ('all' for every one): one summary table of size, cost, "
+                        'ONNX Runtime latency and published figures, and --plot.')
+    p.add_argument('--plot', default=None, help='With --models: latency vs published mIoU, as a PNG.')
+    p.add_argument('--variant', default=None, help=argparse.SUPPRESS)
     p.add_argument('--input_shape', nargs=4, type=int, default=[1, 3, 1024, 2048], metavar=('N', 'C', 'H', 'W'))
     p.add_argument('--engines', nargs='+', default=list(ENGINES), choices=ENGINES)
     p.add_argument('--warmup', type=int, default=2)
@@ -183,6 +204,10 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.child:
         return child(args)
+    if args.models:
+        return compare_models(args)
+    if not args.config:
+        p.error('give --config (one model) or --models (a comparison table)')
 
     from paddleseg_ddr.engine.runtime import setup
     from paddleseg_ddr.models.complexity import count_macs, count_parameters
@@ -227,6 +252,74 @@ def main(argv=None):
         with atomic_write(args.json, 'w') as f:  # never a half-written JSON under its name
             json.dump(result, f, indent=1)
     return result
+
+
+def compare_models(args):
+    """One row per registered variant: deployed parameters, GMACs of the fused graph, ONNX
+    Runtime latency on this machine (each in its own process), published mIoU and GPU FPS."""
+    import numpy as np
+
+    from paddleseg_ddr.engine.runtime import setup
+    from paddleseg_ddr.models import get_variant, list_variants
+    from paddleseg_ddr.models.complexity import count_macs
+    setup('cpu')
+    names = [v.name for v in list_variants()] if args.models == ['all'] else args.models
+    rows = []
+    for name in names:
+        info = get_variant(name)
+        model, model_type = build_model(None, 'train', name)
+        params = deployed_parameters(model)
+        model, _ = build_model(None, 'fused', name)
+        macs = count_macs(model, args.input_shape)
+        del model
+        result = run_engine('onnxruntime', args, model_type, 'fused', name)
+        median = float(np.median(result['times'])) if 'times' in result else None
+        rows.append({'model': name, 'family': info.family, 'params': params, 'gmacs': macs / 1e9, 'onnxruntime_s': median,
+                     'error': result.get('error'), 'published': dict(info.published)})
+        print(f"{name}: {params / 1e6:.2f} M, {macs / 1e9:.1f} GMACs, ONNX Runtime "
+              f"{'%.3f s' % median if median else 'failed: ' + str(result.get('error'))}", flush=True)
+    print(f"\n| model | parameters (M) | GMACs at {'x'.join(map(str, args.input_shape[2:]))} | ONNX Runtime s, "
+          f'{args.cpu_threads} CPU threads | CPU FPS | published val mIoU | published GPU FPS |')
+    print('| --- | --- | --- | --- | --- | --- | --- |')
+    for r in rows:
+        pub = r['published']
+        latency = f"{r['onnxruntime_s']:.3f}" if r['onnxruntime_s'] else 'failed'
+        fps = f"{args.input_shape[0] / r['onnxruntime_s']:.2f}" if r['onnxruntime_s'] else ''
+        print(f"| {r['model']} | {r['params'] / 1e6:.2f} | {r['gmacs']:.1f} | {latency} | {fps} | "
+              f"{pub.get('cityscapes_val_miou', '')} | {pub.get('gpu_fps', '')} |")
+    if args.plot:
+        plot(rows, args.plot)
+    if args.json:
+        from paddleseg_ddr.utils.fileio import atomic_write
+        with atomic_write(args.json, 'w') as f:
+            json.dump({'input_shape': args.input_shape, 'cpu_threads': args.cpu_threads, 'models': rows}, f, indent=1)
+    return rows
+
+
+def plot(rows, path):
+    """Latency on this CPU against published Cityscapes val mIoU, one colour per family."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    from paddleseg_ddr.utils.fileio import atomic_path
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    families = sorted({r['family'] for r in rows})
+    for i, family in enumerate(families):
+        pts = [r for r in rows if r['family'] == family and r['onnxruntime_s'] and 'cityscapes_val_miou' in r['published']]
+        ax.scatter([r['onnxruntime_s'] for r in pts], [r['published']['cityscapes_val_miou'] for r in pts],
+                   label=family, color=plt.cm.tab10(i))
+        for r in pts:
+            ax.annotate(r['model'], (r['onnxruntime_s'], r['published']['cityscapes_val_miou']), fontsize=7,
+                        xytext=(3, 3), textcoords='offset points')
+    ax.set_xlabel('ONNX Runtime latency on this CPU, s (1024x2048)')
+    ax.set_ylabel('published Cityscapes val mIoU, %')
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format='png', dpi=120)
+    plt.close(fig)
 
 
 if __name__ == '__main__':

@@ -14,7 +14,15 @@ class BoundaryBCELoss(nn.Layer):
     pos/(pos+neg)), averaged over all pixels: the PIDNet release's ``weighted_bce``.
 
     forward(logit [N, 1, H, W], edge [N, H, W] with 1 on boundaries, anything else 0).
+
+    Args:
+        ignore_index (int, optional): Accepted because PaddleSeg's config gives every loss the
+            dataset's ignore index; the edge map has no ignored pixels. Default: 255.
     """
+
+    def __init__(self, ignore_index=255):
+        super().__init__()
+        self.ignore_index = ignore_index
 
     def forward(self, logit, edge):
         target = (edge == 1).astype('float32').reshape(logit.shape)

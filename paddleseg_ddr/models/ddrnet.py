@@ -206,10 +206,11 @@ def DDRNet39(num_classes=19, **kwargs):
 
 
 # Published figures: parameters for 19 classes without the auxiliary head, GMACs at
-# 1024x2048 (paper, Table 4 and the release), Cityscapes mIoU (paper).
+# 1024x2048 (paper, Table 4 and the release), Cityscapes mIoU (paper), FPS at 1024x2048 on an
+# RTX 3090 (RDRNet paper's table; 'gpu_fps').
 for _name, _factory, _params, _gmacs, _published in (
-        ('ddrnet23_slim', DDRNet23Slim, 5_695_987, 36.3, {'cityscapes_val_miou': 77.8, 'cityscapes_test_miou': 77.4}),
-        ('ddrnet23', DDRNet23, 20_148_947, 143.1, {'cityscapes_val_miou': 79.5, 'cityscapes_test_miou': 79.4}),
+        ('ddrnet23_slim', DDRNet23Slim, 5_695_987, 36.3, {'cityscapes_val_miou': 77.8, 'cityscapes_test_miou': 77.4, 'gpu_fps': 131.7}),
+        ('ddrnet23', DDRNet23, 20_148_947, 143.1, {'cityscapes_val_miou': 79.5, 'cityscapes_test_miou': 79.4, 'gpu_fps': 54.6}),
         ('ddrnet39', DDRNet39, 32_360_275, 281.1, {'cityscapes_test_miou': 80.4})):
     register_variant(Variant(name=_name, family='DDRNet', model_type=_factory.__name__, factory=_factory,
                              params=_params, gmacs=_gmacs, reference=('torch_ddrnet', _name), published=_published,

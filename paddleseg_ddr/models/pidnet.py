@@ -231,11 +231,12 @@ def PIDNetL(num_classes=19, **kwargs):
 
 # Inference-graph parameters for 19 classes (the release's structure, measured on the
 # reference re-implementation; published 7.6 / 28.5 / 36.9 M), GFLOPs at 1024x2048 and
-# Cityscapes mIoU as the RDRNet paper's table gives them (trained without ImageNet there).
+# Cityscapes mIoU and RTX 3090 FPS as the RDRNet paper's table gives them (trained without
+# ImageNet there).
 for _name, _factory, _params, _gmacs, _published in (
-        ('pidnet_s', PIDNetS, 7_625_715, 47.3, {'cityscapes_val_miou': 76.4, 'cityscapes_test_miou': 76.2}),
-        ('pidnet_m', PIDNetM, 28_538_515, 177.0, {'cityscapes_val_miou': 78.2, 'cityscapes_test_miou': 78.3}),
-        ('pidnet_l', PIDNetL, 36_939_571, 275.0, {'cityscapes_val_miou': 78.8, 'cityscapes_test_miou': 78.4})):
+        ('pidnet_s', PIDNetS, 7_625_715, 47.3, {'cityscapes_val_miou': 76.4, 'cityscapes_test_miou': 76.2, 'gpu_fps': 102.6}),
+        ('pidnet_m', PIDNetM, 28_538_515, 177.0, {'cityscapes_val_miou': 78.2, 'cityscapes_test_miou': 78.3, 'gpu_fps': 42.0}),
+        ('pidnet_l', PIDNetL, 36_939_571, 275.0, {'cityscapes_val_miou': 78.8, 'cityscapes_test_miou': 78.4, 'gpu_fps': 31.8})):
     register_variant(Variant(name=_name, family='PIDNet', model_type=_factory.__name__, factory=_factory,
                              params=_params, gmacs=_gmacs, reference=('torch_pidnet', _name), published=_published,
                              convert=convert_release))

@@ -161,12 +161,12 @@ def RDRNetL(num_classes=19, **kwargs):
 
 
 # Published figures (paper, Table; the release's README): parameters of the deployed graph
-# with the auxiliary head, GFLOPs at 1024x2048, Cityscapes mIoU.
+# with the auxiliary head, GFLOPs at 1024x2048, Cityscapes mIoU, RTX 3090 FPS at 1024x2048.
 for _name, _factory, _params, _gmacs, _published in (
-        ('rdrnet_s_simple', RDRNetSSimple, 7_200_000, 41.0, {'cityscapes_val_miou': 76.7, 'cityscapes_test_miou': 75.4}),
-        ('rdrnet_s', RDRNetS, 7_300_000, 43.4, {'cityscapes_val_miou': 76.8, 'cityscapes_test_miou': 76.0}),
-        ('rdrnet_m', RDRNetM, 26_000_000, 162.0, {'cityscapes_val_miou': 78.8, 'cityscapes_test_miou': 78.3}),
-        ('rdrnet_l', RDRNetL, 36_900_000, 238.0, {'cityscapes_val_miou': 79.6, 'cityscapes_test_miou': 78.6})):
+        ('rdrnet_s_simple', RDRNetSSimple, 7_200_000, 41.0, {'cityscapes_val_miou': 76.7, 'cityscapes_test_miou': 75.4, 'gpu_fps': 134.6}),
+        ('rdrnet_s', RDRNetS, 7_300_000, 43.4, {'cityscapes_val_miou': 76.8, 'cityscapes_test_miou': 76.0, 'gpu_fps': 129.4}),
+        ('rdrnet_m', RDRNetM, 26_000_000, 162.0, {'cityscapes_val_miou': 78.8, 'cityscapes_test_miou': 78.3, 'gpu_fps': 52.5}),
+        ('rdrnet_l', RDRNetL, 36_900_000, 238.0, {'cityscapes_val_miou': 79.6, 'cityscapes_test_miou': 78.6, 'gpu_fps': 39.0})):
     register_variant(Variant(name=_name, family='RDRNet', model_type=_factory.__name__, factory=_factory,
                              params=_params, gmacs=_gmacs, reference=('torch_rdrnet', _name), published=_published,
                              convert=convert_release))
