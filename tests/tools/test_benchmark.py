@@ -43,3 +43,16 @@ def test_benchmark_runs_both_graphs_of_a_reparameterisable_model(tmp_path):
     rows = {(r['engine'], r['graph']) for r in result['engines'] if 'error' not in r}
     assert rows == {('dygraph', 'fused'), ('onnxruntime', 'fused'),
                     ('dygraph (training graph)', 'train'), ('onnxruntime (training graph)', 'train')}
+
+
+def test_comparison_table_over_registered_models_and_plot(tmp_path):
+    out, png = tmp_path / 'table.json', tmp_path / 'plot.png'
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, 'tools', 'benchmark.py'), '--models', 'ddrnet23_slim',
+                           'pidnet_s', '--input_shape', '1', '3', '128', '256', '--warmup', '0', '--repeats', '1',
+                           '--json', str(out), '--plot', str(png)], capture_output=True, text=True, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {r['model']: r for r in json.loads(out.read_text())['models']}
+    assert rows['ddrnet23_slim']['params'] == 5_695_987 and rows['pidnet_s']['params'] == 7_625_715
+    assert all(r['onnxruntime_s'] > 0 for r in rows.values())
+    assert '| pidnet_s | 7.63 |' in proc.stdout and '| 77.8 | 131.7 |' in proc.stdout
+    assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
