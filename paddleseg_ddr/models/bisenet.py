@@ -110,16 +110,19 @@ class DDRBiSeNetV1(_PaddleSegBiseNetV1):
         conv_channel (int, optional): Width of the context path. Default: 128.
         in_channels (int, optional): Input channels (PaddleSeg's builder passes the dataset's).
             Default: 3.
+        aux_head (bool, optional): Build the two context-path heads (training only; PaddleSeg
+            always builds them). Default: True.
         pretrained (str, optional): Weights of the whole model (path or URL). Default: None.
     Returns (from forward):
-        list[Tensor]: ``[logits]`` in eval mode, ``[logits, aux16, aux32]`` in training (the
-        two context-path heads, PaddleSeg's order), each [N, num_classes, H, W].
+        list[Tensor]: ``[logits]`` in eval mode, ``[logits, aux_a, aux_b]`` in training (the
+        heads on the two refined context features, the deepest last; PaddleSeg returns them in
+        the reverse order, main last), each [N, num_classes, H, W].
     """
     TRAIN_ONLY_PREFIXES = ('heads.0.', 'heads.1.')
     CLASSIFIER_PREFIXES = ('heads.0.conv_1x1.', 'heads.1.conv_1x1.', 'heads.2.conv_1x1.')
 
     def __init__(self, num_classes=19, output_stride=8, backbone_pretrained=None, backbone=None,
-                 conv_channel=128, in_channels=3, pretrained=None):
+                 conv_channel=128, in_channels=3, aux_head=True, pretrained=None):
         if backbone is not None and backbone_pretrained:
             raise UserError('model.backbone_pretrained is for the built-in ResNet18_vd backbone: with a '
                             '`backbone:` component, give its own `pretrained:` instead.')
@@ -131,6 +134,9 @@ class DDRBiSeNetV1(_PaddleSegBiseNetV1):
         super().__init__(num_classes, backbone, conv_channel=conv_channel, pretrained=None)
         if in_channels != 3:  # PaddleSeg's spatial path takes RGB only
             self.spatial_path = SpatialPath(in_channels, 128)
+        self.aux_head = bool(aux_head)
+        if not self.aux_head:  # placeholders keep the main head's name, heads.2
+            self.heads[0], self.heads[1] = nn.Identity(), nn.Identity()
         if pretrained:
             load_pretrained(self, resolve_pretrained(pretrained, 'pretrained weights', 'model.pretrained'))
 
@@ -144,7 +150,8 @@ class DDRBiSeNetV1(_PaddleSegBiseNetV1):
             context = refine(_resize(arm(fm) + context, paddle.shape(target)[2:]))
             features.append(context)
         features.append(self.ffm(spatial, context))
-        pairs = list(zip(self.heads, features)) if self.training else [(self.heads[-1], features[-1])]
+        with_aux = self.training and self.aux_head
+        pairs = list(zip(self.heads, features)) if with_aux else [(self.heads[-1], features[-1])]
         return [_resize(head.conv_1x1(head.conv_3x3(feature)), size) for head, feature in pairs[::-1]]
 
     def reparameterize(self):
@@ -161,6 +168,8 @@ class DDRBiSeNetV2(_PaddleSegBiSeNetV2):
         lambd (float, optional): Width factor of the semantic branch. Default: 0.25.
         align_corners (bool, optional): Of the resizes. Default: False.
         in_channels (int, optional): Input channels. Default: 3.
+        aux_head (bool, optional): Build the four auxiliary heads (training only; PaddleSeg
+            always builds them). Default: True.
         pretrained (str, optional): Weights of the whole model (path or URL). Default: None.
     Returns (from forward):
         list[Tensor]: ``[logits]`` in eval mode, ``[logits, aux1, aux2, aux3, aux4]`` in
@@ -169,11 +178,26 @@ class DDRBiSeNetV2(_PaddleSegBiSeNetV2):
     TRAIN_ONLY_PREFIXES = ('aux_head1.', 'aux_head2.', 'aux_head3.', 'aux_head4.')
     CLASSIFIER_PREFIXES = ('head.conv_1x1.',) + tuple(f'aux_head{i}.conv_1x1.' for i in range(1, 5))
 
-    def __init__(self, num_classes=19, lambd=0.25, align_corners=False, in_channels=3, pretrained=None):
+    def __init__(self, num_classes=19, lambd=0.25, align_corners=False, in_channels=3, aux_head=True,
+                 pretrained=None):
         super().__init__(num_classes, lambd=lambd, align_corners=align_corners, in_channels=in_channels,
                          pretrained=None)  # PaddleSeg's Kaiming initialisation
+        self.aux_head = bool(aux_head)
+        if not self.aux_head:
+            for i in range(1, 5):
+                delattr(self, f'aux_head{i}')
         if pretrained:
             load_pretrained(self, resolve_pretrained(pretrained, 'pretrained weights', 'model.pretrained'))
+
+    def forward(self, x):
+        """PaddleSeg's forward, with the auxiliary heads optional."""
+        feat1, feat2, feat3, feat4, semantic = self.sb(x)
+        logits = [self.head(self.bga(self.db(x), semantic))]
+        if self.training and self.aux_head:
+            logits += [self.aux_head1(feat1), self.aux_head2(feat2), self.aux_head3(feat3), self.aux_head4(feat4)]
+        size = paddle.shape(x)[2:]
+        return [nn.functional.interpolate(logit, size, mode='bilinear', align_corners=self.align_corners)
+                for logit in logits]
 
     def reparameterize(self):
         """Fold the conv+BN pairs (export; see :mod:`.reparameterize`). The context block's BN

@@ -113,6 +113,26 @@ def test_heads_in_training_and_eval(name):
 
 
 @pytest.mark.parametrize('name', ['bisenetv1', 'bisenetv2'])
+def test_without_auxiliary_heads(name, tmp_path):
+    """aux_head=False (as benchmark.py and `--opts model.aux_head=False` build it): the deployed
+    parameters only, one output in training too, and a full checkpoint still loads."""
+    from paddleseg_ddr.utils.weights import load_model_weights
+    paddle.seed(0)
+    full = create_model(name)
+    model = create_model(name, aux_head=False)
+    assert count_parameters(model) == PARAMS[name][1]
+    model.train()
+    assert [list(o.shape) for o in model(paddle.randn([1, 3, 64, 128]))] == [[1, 19, 64, 128]]
+    model.eval()
+    full.eval()
+    paddle.save(full.state_dict(), str(tmp_path / 'full.pdparams'))
+    load_model_weights(model, str(tmp_path / 'full.pdparams'))
+    x = paddle.randn([1, 3, 64, 128])
+    with paddle.no_grad():
+        np.testing.assert_array_equal(model(x)[0].numpy(), full(x)[0].numpy())
+
+
+@pytest.mark.parametrize('name', ['bisenetv1', 'bisenetv2'])
 def test_equal_to_paddleseg_where_paddleseg_works(name):
     """On sides that are multiples of 8 PaddleSeg's model gives the same logits (its training
     heads in its order: auxiliary heads first, main last for V1)."""
