@@ -23,7 +23,8 @@ Paddle 3.3.1 in this path, and what is done here instead:
 * ``BiSeNetV2`` (paddleseg/models/bisenet.py) runs unchanged; the subclass adds what the
   project's tools read (``TRAIN_ONLY_PREFIXES``, ``CLASSIFIER_PREFIXES``), loads
   ``pretrained`` through the project's restricted reader instead of a plain
-  ``paddle.load``, and folds its conv+BN pairs for export (:meth:`reparameterize`).
+  ``paddle.load``, folds its conv+BN pairs for export (:meth:`reparameterize`), and makes
+  the auxiliary heads optional (``aux_head``, both models).
 
 * PaddleSeg's ``CrossEntropyLoss`` and ``OhemCrossEntropyLoss`` fail on Paddle 3 (int64
   times float32): configs use ``DDRCrossEntropyLoss`` and ``DDROhemCrossEntropyLoss``.
