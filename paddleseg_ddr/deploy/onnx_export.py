@@ -28,8 +28,13 @@ def paddle_to_onnx(model_file, params_file, save_file, opset=OPSET):
     """
     paddle2onnx = require_paddle2onnx()
     with atomic_path(save_file) as tmp:
-        paddle2onnx.export(model_file, params_file, tmp, opset_version=opset, auto_upgrade_opset=False,
-                           enable_onnx_checker=True, optimize_tool='onnxoptimizer')
+        try:
+            paddle2onnx.export(model_file, params_file, tmp, opset_version=opset, auto_upgrade_opset=False,
+                               enable_onnx_checker=True, optimize_tool='onnxoptimizer')
+        except SystemExit:  # paddle2onnx calls sys.exit(-1) on a graph it cannot convert
+            raise UserError(f"paddle2onnx cannot convert '{model_file}' to ONNX opset {opset} (its log above names "
+                            'the operator): export without --format onnx and run it with Paddle Inference, or '
+                            'report the operator.') from None
         if not os.path.isfile(tmp):
             raise UserError(f"paddle2onnx wrote no model for '{model_file}' (see its log above).")
     return save_file

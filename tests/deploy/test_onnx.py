@@ -80,3 +80,19 @@ def test_predictor_needs_onnx_model_and_deploy_yaml(tmp_path, trained_like_model
     # a re-export without --format onnx removes the ONNX model its deploy.yaml named: it is stale
     export_inference_model(trained_like_model, plain, NORMALIZE, output_op='none')
     assert sorted(os.listdir(plain)) == ['deploy.yaml', 'model.json', 'model.pdiparams']
+
+
+def test_a_graph_paddle2onnx_cannot_convert_is_a_user_error(tmp_path, monkeypatch):
+    """paddle2onnx ends the process (sys.exit) on an operator it cannot convert: the export
+    says so as a user error (exit 2) instead of exiting with paddle2onnx's code."""
+    import paddle2onnx
+
+    from paddleseg_ddr.deploy.onnx_export import paddle_to_onnx
+    from paddleseg_ddr.errors import UserError
+
+    def refuse(*args, **kwargs):
+        raise SystemExit(-1)
+    monkeypatch.setattr(paddle2onnx, 'export', refuse)
+    with pytest.raises(UserError, match='paddle2onnx cannot convert'):
+        paddle_to_onnx(str(tmp_path / 'model.json'), str(tmp_path / 'model.pdiparams'), str(tmp_path / 'model.onnx'))
+    assert not (tmp_path / 'model.onnx').exists()
