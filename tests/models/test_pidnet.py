@@ -138,3 +138,22 @@ def test_model_owned_loss_equals_the_release_formula():
         assert float(ours) == pytest.approx(float(ref[key]), rel=1e-5), key
     assert float(total) == pytest.approx(sum(float(v) for v in ref.values()), rel=1e-5)
     assert float(ref['boundary_aware']) > 0
+
+
+def test_imagenet_weights_initialise_the_shared_layers(tmp_path):
+    """The release's ImageNet file (``state_dict`` of the classification network: the trunk
+    without the D branch and the heads, plus its classifier) -> --kind imagenet: every layer
+    they share loads, the D branch and heads stay at initialisation, the classifier is dropped."""
+    reference = torch_pidnet.randomized('pidnet_s', augment=True)
+    trunk = {k: v for k, v in reference.state_dict().items()
+             if not k.startswith(('seghead_', 'final_layer', 'layer3_d', 'layer4_d', 'layer5_d', 'diff', 'dfm'))}
+    trunk['linear.weight'] = torch.zeros(1000, 1024)
+    src, dst = str(tmp_path / 'PIDNet_S_ImageNet.pth.tar'), str(tmp_path / 'imagenet.pdparams')
+    torch.save({'state_dict': trunk, 'epoch': 120}, src)
+    report = convert_weights.main(['--src', src, '--model', 'pidnet_s', '--kind', 'imagenet', '--dst', dst])
+    assert report['dropped'] == ['linear.weight']
+    assert {k.split('.')[0] for k in report['left_at_init']} == {
+        'seghead_p', 'seghead_d', 'final_layer', 'layer3_d', 'layer4_d', 'layer5_d', 'diff3', 'diff4', 'dfm'}
+    model = create_model('pidnet_s', pretrained=dst)
+    np.testing.assert_array_equal(model.state_dict()['pag3.f_x.0.weight'].numpy(),
+                                  reference.state_dict()['pag3.f_x.0.weight'].numpy())
