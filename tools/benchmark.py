@@ -260,7 +260,8 @@ def compare_models(args):
     import numpy as np
 
     from paddleseg_ddr.engine.runtime import setup
-    from paddleseg_ddr.models import get_variant, list_variants
+    from paddleseg_ddr.models import get_variant, list_variants, reparameterize
+    from paddleseg_ddr.models.blocks import RepBlock, RepParallel
     from paddleseg_ddr.models.complexity import count_macs
     setup('cpu')
     names = [v.name for v in list_variants()] if args.models == ['all'] else args.models
@@ -268,7 +269,9 @@ def compare_models(args):
     for name in names:
         info = get_variant(name)
         model, model_type = build_model(None, 'train', name)
-        params = deployed_parameters(model)
+        # as the papers count: after the family's own structural re-parameterisation (RDRNet's
+        # blocks), batch norms still counted, training-only heads not
+        params = deployed_parameters(reparameterize(model, only=(RepBlock, RepParallel)))
         model, _ = build_model(None, 'fused', name)
         macs = count_macs(model, args.input_shape)
         del model
