@@ -19,6 +19,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 from paddleseg.cvlibs import manager
 
+from ..errors import UserError
 from ..utils.weights import load_pretrained
 from .blocks import DAPPM, BasicBlock, Bottleneck, SegHead, bn_relu_conv, conv_bn, make_stage, resize
 from .pidnet_checkpoints import convert_release
@@ -190,11 +191,9 @@ class PIDNet(nn.Layer):
             main = coefs[1] * types[1](logits[0], label)
             return main, [main]
         if len(types) != 4 or len(coefs) != 4:
-            from ..errors import UserError
             raise UserError('PIDNet trains with four loss terms (P head, main head, boundary head, boundary-aware '
                             f'main head): loss.types and loss.coef need 4 entries, got {len(types)} and {len(coefs)}.')
         if 'edge' not in batch:
-            from ..errors import UserError
             raise UserError("PIDNet's boundary head needs edge labels: put `- type: AddEdgeLabel` first in "
                             'train_dataset.transforms.')
         main, p_logits, boundary = logits
