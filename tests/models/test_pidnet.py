@@ -157,3 +157,17 @@ def test_imagenet_weights_initialise_the_shared_layers(tmp_path):
     model = create_model('pidnet_s', pretrained=dst)
     np.testing.assert_array_equal(model.state_dict()['pag3.f_x.0.weight'].numpy(),
                                   reference.state_dict()['pag3.f_x.0.weight'].numpy())
+
+
+def test_loss_configuration_mistakes_are_explained():
+    from paddleseg_ddr.errors import UserError
+    model = create_model('pidnet_s', aux_head=True)
+    logits = [paddle.zeros([1, 19, 8, 8]), paddle.zeros([1, 19, 8, 8]), paddle.zeros([1, 1, 8, 8])]
+    batch = {'label': paddle.zeros([1, 8, 8], 'int64')}
+    two = {'types': [DDROhemCrossEntropyLoss(), DDROhemCrossEntropyLoss()], 'coef': [1, 0.4]}
+    with pytest.raises(UserError, match='four loss terms'):
+        model.compute_loss(logits, batch, two)
+    four = {'types': [DDRCrossEntropyLoss(), DDROhemCrossEntropyLoss(), BoundaryBCELoss(), DDROhemCrossEntropyLoss()],
+            'coef': [0.4, 1, 20, 1]}
+    with pytest.raises(UserError, match='AddEdgeLabel'):
+        model.compute_loss(logits, batch, four)
