@@ -2,6 +2,8 @@
 and loading renamed arrays into a model with a report. The family-specific renaming lives
 beside each family (``<family>_checkpoints.py``).
 """
+import re
+
 import numpy as np
 import paddle
 
@@ -37,6 +39,14 @@ def paddle_names(state, strip_prefixes=('module.',)):
                 key = key[:-len(old)] + new
         out[key] = np.asarray(value)
     return out
+
+
+def rename(key, rules):
+    """``key`` after each (pattern, replacement) of ``rules`` in turn (``re.sub``): the
+    families' checkpoint name mappings are such ordered rule lists."""
+    for pattern, repl in rules:
+        key = re.sub(pattern, repl, key)
+    return key
 
 
 def load_converted(model, state, path, hint, other_classifier_ok=False):

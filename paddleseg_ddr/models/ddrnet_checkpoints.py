@@ -7,13 +7,12 @@ buffers (``running_mean`` -> ``_mean``, ``running_var`` -> ``_variance``) and dr
 ``last_layer``, ``linear``), which the segmentation model does not have.
 """
 import os
-import re
 
 import numpy as np
 
 from ..errors import UserError
 from ..utils.weights import read_params
-from .conversion import load_converted, paddle_names, unwrap_state_dict
+from .conversion import load_converted, paddle_names, rename, unwrap_state_dict
 from .torch_checkpoint import read_torch_checkpoint
 
 def official_state_dict(obj):
@@ -63,9 +62,7 @@ _PADDLESEG_RULES = [
 
 def paddleseg_to_ours(key):
     """Name in :class:`DualResNet` of a key of PaddleSeg's ``DDRNet_23``."""
-    for pattern, repl in _PADDLESEG_RULES:
-        key = re.sub(pattern, repl, key)
-    return key
+    return rename(key, _PADDLESEG_RULES)
 
 
 def convert_paddleseg(model, path):

@@ -12,22 +12,19 @@ names) without the stem convolutions' biases: :func:`convert_paddleseg` renames 
 (:func:`paddleseg_to_ours`) and sets those two biases to zero, which makes the conversion exact.
 """
 import os
-import re
 
 import numpy as np
 
 from ..errors import UserError
 from ..utils.weights import read_params
-from .conversion import load_converted, paddle_names, unwrap_state_dict
+from .conversion import load_converted, paddle_names, rename, unwrap_state_dict
 from .torch_checkpoint import read_torch_checkpoint
 
 _RULES = [(r'^spp\.scale_process\.', 'spp.processes.')]
 
 
 def release_to_ours(key):
-    for pattern, repl in _RULES:
-        key = re.sub(pattern, repl, key)
-    return key
+    return rename(key, _RULES)
 
 
 def release_state_dict(obj):
@@ -91,9 +88,7 @@ STEM_BIASES = ('conv1.0.bias', 'conv1.3.bias')
 
 def paddleseg_to_ours(key):
     """Name in :class:`PIDNet` of a key of PaddleSeg 2.9.1's ``PIDNet`` (its ``backbone.`` prefix optional)."""
-    for pattern, repl in _PADDLESEG_RULES:
-        key = re.sub(pattern, repl, key)
-    return key
+    return rename(key, _PADDLESEG_RULES)
 
 
 def convert_paddleseg(model, path):

@@ -7,11 +7,10 @@ project uses ``nn.Sequential`` indices, and the head split into ``head``/``conv_
 (``reparam_3x3``, ``spp.processes.reparam_parallel``) loads too: the model is fused first.
 """
 import os
-import re
 
 from ..errors import UserError
 from .blocks import RepBlock, RepParallel
-from .conversion import load_converted, paddle_names, unwrap_state_dict
+from .conversion import load_converted, paddle_names, rename, unwrap_state_dict
 from .reparameterize import reparameterize
 from .torch_checkpoint import read_torch_checkpoint
 
@@ -38,9 +37,7 @@ _RULES = [
 
 def release_to_ours(key):
     """Name in :class:`RDRNet` of a key of the release's checkpoints (prefixes removed)."""
-    for pattern, repl in _RULES:
-        key = re.sub(pattern, repl, key)
-    return key
+    return rename(key, _RULES)
 
 
 def release_state_dict(obj):
