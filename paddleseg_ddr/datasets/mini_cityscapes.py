@@ -8,6 +8,10 @@ dataset, and :func:`convert_cityscapes` then makes ``_labelTrainIds``. The photo
 from the same polygons with PIL's rasteriser (the one ``cityscapesscripts`` uses), each class
 with its own colour range and texture, under random lighting and noise, so image and labels
 agree pixel for pixel.
+
+The drawing is dataset-neutral (:func:`draw_scene`, :func:`paint_scene`: polygons named with
+Cityscapes' label names, painted with an optional callback that sees every painted region),
+so other miniatures (``mini_camvid``) draw the same scenes and render their own labels.
 """
 import json
 import os
@@ -180,8 +184,9 @@ PAINTERS = {
 
 # ----------------------------------------------------------------------------- scene layout
 
-def _scene(rng, width, height):
-    """Labelled polygons (label, points) back to front, in image coordinates."""
+def draw_scene(rng, width, height):
+    """Labelled polygons (label, points) back to front, in image coordinates; labels are
+    Cityscapes label names (keys of :data:`PAINTERS`)."""
     W, H = width, height
     horizon = H * rng.uniform(0.38, 0.5)
     vx = W * rng.uniform(0.4, 0.6)
@@ -285,8 +290,16 @@ def _scene(rng, width, height):
     return [(label, poly) for label, poly in ((l, _clip(p, W, H)) for l, p in objs) if poly]
 
 
-def _paint(objs, width, height, rng):
-    """Paint the photo from the polygons, back to front, with PIL's polygon rasteriser."""
+def paint_scene(objs, width, height, rng, on_paint=None, painters=None):
+    """Paint the photo from the polygons, back to front, with PIL's polygon rasteriser.
+
+    ``on_paint(label, box, mask)``, when given, is called after each object is painted with
+    its box ``(x0, y0, x1, y1)`` and the boolean mask of the pixels painted in that box, and
+    with label ``'lane marking'`` for the road's lane marks: a caller renders its own label map
+    from exactly the painted pixels. It draws no random numbers, so the image is the same.
+    ``painters``: {label: painter} for labels of the caller's own (default :data:`PAINTERS`).
+    """
+    painters = PAINTERS if painters is None else painters
     image = np.zeros((height, width, 3), np.float32)
     for label, poly in objs:
         xs, ys = [p[0] for p in poly], [p[1] for p in poly]
@@ -294,11 +307,15 @@ def _paint(objs, width, height, rng):
         mask = Image.new('L', (x1 - x0, y1 - y0), 0)
         ImageDraw.Draw(mask).polygon([(x - x0, y - y0) for x, y in poly], fill=1)
         mask = np.asarray(mask, bool)
-        tex = PAINTERS[label](rng, y1 - y0, x1 - x0, (x0, y0))
+        tex = painters[label](rng, y1 - y0, x1 - x0, (x0, y0))
         region = image[y0:y1, x0:x1]
         region[mask] = tex[mask]
+        if on_paint is not None:
+            on_paint(label, (x0, y0, x1, y1), mask)
         if label == 'road':  # dashed white lane marks along the road's centre line
-            _lane_marks(region, mask, rng)
+            marks = _lane_marks(region, mask, rng)
+            if on_paint is not None:
+                on_paint('lane marking', (x0, y0, x1, y1), marks)
     # Lighting: exposure, contrast and colour temperature, then sensor noise.
     gain = rng.uniform(0.7, 1.25)
     tint = np.array([1 + rng.uniform(-0.08, 0.08), 1.0, 1 + rng.uniform(-0.08, 0.08)], np.float32)
@@ -308,7 +325,9 @@ def _paint(objs, width, height, rng):
 
 
 def _lane_marks(region, mask, rng):
+    """Paint the marks into ``region``; returns the boolean mask of the painted pixels."""
     h, w = mask.shape
+    marks = np.zeros_like(mask)
     rows = np.nonzero(mask.any(axis=1))[0]
     period = int(rng.integers(8, 14))
     for r in rows:
@@ -316,6 +335,8 @@ def _lane_marks(region, mask, rng):
         centre, width = (cols[0] + cols[-1]) // 2, max(1, (cols[-1] - cols[0]) // 60)
         if (r // period) % 2 == 0:
             region[r, max(centre - width, 0): centre + width + 1] = 235
+            marks[r, max(centre - width, 0): centre + width + 1] = True
+    return marks
 
 
 # ----------------------------------------------------------------------------- dataset
@@ -337,8 +358,8 @@ def _render_labels(json_path, stem_path):
 def _write_sample(args):
     root, split, city, index, width, height, seed = args
     rng = np.random.default_rng([seed, list(SPLITS).index(split), index])
-    objs = _scene(rng, width, height)
-    image = _paint(objs, width, height, rng)
+    objs = draw_scene(rng, width, height)
+    image = paint_scene(objs, width, height, rng)
     stem = f'{city}_{index:06d}_000019'
     img_dir = os.path.join(root, 'leftImg8bit', split, city)
     gt_dir = os.path.join(root, 'gtFine', split, city)
