@@ -153,6 +153,7 @@ class DDRCamVid(paddle.io.Dataset):
     CLASS_NAMES = METAINFO.classes
     NUM_CLASSES = len(CLASSES_11)
     IGNORE_INDEX = 255
+    IMG_CHANNELS = 3               # PaddleSeg's builder reads it to size the model's input
 
     def __init__(self, transforms, dataset_root, mode='train', edge=False):
         mode = str(mode).lower()
