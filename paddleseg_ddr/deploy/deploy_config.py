@@ -1,5 +1,33 @@
 """Reading and writing an export directory's ``deploy.yaml`` and the files it names.
 
+Schema of the ``Deploy`` section (PaddleSeg 2.8's, extended)::
+
+    Deploy:
+      model: model.json              # the main model's files, made for `precision`
+      params: model.pdiparams
+      onnx_model: model.onnx         # optional (export.py --format onnx, tools/export_onnx.py)
+      openvino_model: model.xml      # optional OpenVINO IR (its model.bin beside it)
+      precision: fp32                # what the files above were made for: fp32 | int8 (default fp32)
+      precisions:                    # optional: the same network made for other precisions
+        int8:                        # any of MODEL_PRECISIONS other than `precision`
+          onnx_model: model.int8.onnx          # at least one file key (FILE_KEYS)
+          openvino_model: model.int8.xml       # optional
+          info: {tool: ..., calibration_images: 8, kept_float: [...]}   # free mapping, optional
+      transforms: [...]              # preprocessing, PaddleSeg transforms
+      input_shape: [-1, 3, -1, -1]
+      output_op: argmax              # argmax | softmax | none
+      output_dtype: int32
+      class_names: [...]; palette: [...]; label_ids: [...]   # the dataset's METAINFO
+
+File names are relative to the export folder. Runtime precisions (RUN_PRECISIONS) map onto
+model precisions: fp32 and int8 run the files made for them, bf16 runs the fp32 files with
+the engine's bf16 arithmetic (see engines.py). :func:`read_deploy_config` with ``precision=``
+returns the chosen model's files at the top level; a precision the export lacks is refused
+with the command that makes it. Writers of a `precisions` entry (tools/quantize.py) write
+their files atomically, then call :func:`record_precision`, which rewrites deploy.yaml
+atomically; export.py removes the recorded files of every precision when it replaces the
+graph they were made from.
+
 deploy.yaml is checked against its schema when read (:func:`validate_deploy`): a misspelt
 key, an unknown output op or transform, a transform argument its class does not take or a
 malformed input shape is refused with the file named, instead of running with the entry
@@ -20,11 +48,21 @@ from ..utils.fileio import atomic_write
 DEPLOY_FILE = 'deploy.yaml'
 OUTPUT_OPS = ('argmax', 'softmax', 'none')
 OUTPUT_DTYPES = ('int32', 'int64', 'float32', 'float16')
-FILE_KEYS = ('model', 'params', 'onnx_model')
+# The files of one model: Paddle graph + weights, ONNX model, OpenVINO IR (.xml, its .bin beside it).
+FILE_KEYS = ('model', 'params', 'onnx_model', 'openvino_model')
+# Precisions a model's files can be made for, and those an engine can run: bf16 is not a
+# file format here but a way of running the fp32 files (the engine converts on load).
+MODEL_PRECISIONS = ('fp32', 'int8')
+RUN_PRECISIONS = ('fp32', 'bf16', 'int8')
+# One entry of `precisions`: the files of that model, and `info`, a free mapping of how it was
+# made (tool, calibration images, layers kept in float ...), shown to users, never interpreted.
+PRECISION_ENTRY_KEYS = (*FILE_KEYS, 'info')
 # Every key of the Deploy section: PaddleSeg 2.8's export writes model, params, transforms,
-# input_shape, output_op, output_dtype; export.py adds onnx_model and the dataset metadata.
-DEPLOY_KEYS = (*FILE_KEYS, 'transforms', 'input_shape', 'output_op', 'output_dtype',
+# input_shape, output_op, output_dtype; export.py adds onnx_model, precision and the dataset
+# metadata; tools/quantize.py adds precisions (see record_precision).
+DEPLOY_KEYS = (*FILE_KEYS, 'precision', 'precisions', 'transforms', 'input_shape', 'output_op', 'output_dtype',
                'class_names', 'palette', 'label_ids')
+QUANTIZE_HINT = 'python tools/quantize.py (see its --help)'
 
 
 def deploy_paths(path):
@@ -131,6 +169,54 @@ def _check_meta(deploy_file, deploy):
                         f"({', '.join(f'{k} {n}' for k, n in lengths.items())}): {fix}.")
 
 
+def _check_files(deploy_file, entry, where):
+    for key in FILE_KEYS:
+        if key in entry and not (isinstance(entry[key], str) and entry[key].strip()):
+            raise UserError(f"'{deploy_file}': '{where}{key}' must name a file of the export (e.g. model.json), got "
+                            f"{entry[key]!r}: correct it, or export again with export.py.")
+        if key == 'openvino_model' and key in entry and not entry[key].endswith('.xml'):
+            raise UserError(f"'{deploy_file}': '{where}{key}' must name an OpenVINO IR .xml file (its .bin beside "
+                            f"it), got {entry[key]!r}: correct it.")
+
+
+def _check_precisions(deploy_file, deploy):
+    """``precision`` (default fp32) and the ``precisions`` entries (see the module docstring)."""
+    main = deploy.setdefault('precision', 'fp32')
+    if main not in MODEL_PRECISIONS:
+        raise UserError(f"'{deploy_file}': precision '{main}' is not one of {', '.join(MODEL_PRECISIONS)} (the "
+                        "precision the model files were made for; bf16 is a way of running fp32 files, not a file "
+                        "precision): correct it, or export again with export.py.")
+    entries = deploy.get('precisions')
+    if entries is None:
+        return
+    if not isinstance(entries, dict):
+        raise UserError(f"'{deploy_file}': 'precisions' must map a precision to its files (e.g. "
+                        f"{{int8: {{onnx_model: model.int8.onnx}}}}), got {entries!r}: correct it, or remove it and "
+                        f"make the model again ({QUANTIZE_HINT}).")
+    for name, entry in entries.items():
+        if name not in MODEL_PRECISIONS or name == main:
+            why = (f"it is the main model's precision (precision: {main})" if name == main else
+                   f"files are made for {', '.join(MODEL_PRECISIONS)} only (bf16 runs the fp32 files)")
+            raise UserError(f"'{deploy_file}': precisions has the entry '{name}': {why}. Remove the entry.")
+        where = f'precisions.{name}.'
+        if not isinstance(entry, dict) or not any(k in entry for k in FILE_KEYS):
+            raise UserError(f"'{deploy_file}': '{where[:-1]}' must name the model's files ({', '.join(FILE_KEYS)}), "
+                            f"got {entry!r}: correct it, or make the model again ({QUANTIZE_HINT}).")
+        unknown = [k for k in entry if k not in PRECISION_ENTRY_KEYS]
+        if unknown:
+            near = difflib.get_close_matches(str(unknown[0]), PRECISION_ENTRY_KEYS, n=1, cutoff=0.6)
+            hint = f"did you mean '{near[0]}'? " if near else ''
+            raise UserError(f"'{deploy_file}' has the unknown key '{unknown[0]}' in {where[:-1]}: {hint}The known "
+                            f"keys are {', '.join(PRECISION_ENTRY_KEYS)}.")
+        if 'info' in entry and not isinstance(entry['info'], dict):
+            raise UserError(f"'{deploy_file}': '{where}info' must be a mapping (e.g. {{tool: ..., "
+                            f"calibration_images: 8}}), got {entry['info']!r}: correct it.")
+        if ('model' in entry) != ('params' in entry):
+            raise UserError(f"'{deploy_file}': '{where[:-1]}' names a Paddle graph without its weights (or the "
+                            "reverse): give both 'model' and 'params', or neither.")
+        _check_files(deploy_file, entry, where)
+
+
 def validate_deploy(deploy, deploy_file):
     """Check a ``Deploy`` section against its schema; a :class:`UserError` naming
     ``deploy_file`` and the entry otherwise. Returns the section with defaults filled in
@@ -142,10 +228,8 @@ def validate_deploy(deploy, deploy_file):
         hint = f"did you mean '{near[0]}'? " if near else ''
         raise UserError(f"'{deploy_file}' has the unknown key '{key}' in its Deploy section: {hint}The known keys "
                         f"are {', '.join(DEPLOY_KEYS)}. Correct the key, or export again with export.py.")
-    for key in FILE_KEYS:
-        if key in deploy and not (isinstance(deploy[key], str) and deploy[key].strip()):
-            raise UserError(f"'{deploy_file}': '{key}' must name a file of the export (e.g. model.json), got "
-                            f"{deploy[key]!r}: correct it, or export again with export.py.")
+    _check_files(deploy_file, deploy, '')
+    _check_precisions(deploy_file, deploy)
     if 'transforms' not in deploy:
         raise UserError(f"'{deploy_file}' has no 'transforms' (the preprocessing, e.g. [{{type: Normalize}}]): "
                         "without it images would be fed unnormalised. Export again with export.py.")
@@ -176,6 +260,11 @@ def write_deploy_yaml(deploy_file, doc):
 def _resolve(model_dir, deploy_file, key, name):
     path = os.path.join(model_dir, name)
     if os.path.isfile(path):
+        weights = path[:-4] + '.bin'
+        if key == 'openvino_model' and not os.path.isfile(weights):
+            raise UserError(f"'{model_dir}' lacks {os.path.basename(weights)}, the weights of the OpenVINO model "
+                            f"'{name}' (named as '{key}' in deploy.yaml): copy the whole export folder, or make "
+                            "the model again.")
         return path
     beside = os.path.join(os.path.dirname(path), 'model.json')
     if key == 'model' and beside != path and os.path.isfile(beside):
@@ -203,9 +292,54 @@ def deploy_meta(deploy):
         raise UserError(f"deploy.yaml: inconsistent class_names / palette / label_ids ({e}): export again.") from None
 
 
-def read_deploy_config(path, required=('model', 'params')):
+def model_precision(precision):
+    """The precision a model's files must be made for to run at ``precision`` (bf16 runs fp32 files)."""
+    if precision not in RUN_PRECISIONS:
+        near = difflib.get_close_matches(str(precision), RUN_PRECISIONS, n=1, cutoff=0.5)
+        hint = f" (did you mean '{near[0]}'?)" if near else ''
+        raise UserError(f"--precision must be one of {', '.join(RUN_PRECISIONS)}, got '{precision}'{hint}.")
+    return 'fp32' if precision == 'bf16' else precision
+
+
+def available_precisions(deploy):
+    """The model precisions a validated ``Deploy`` section holds files for, main one first."""
+    return [deploy.get('precision', 'fp32'), *(deploy.get('precisions') or {})]
+
+
+def select_precision(deploy, precision, deploy_file):
+    """``deploy`` with the file keys of the model made for ``precision`` (a run precision) at
+    the top level, ``precision`` set to that model precision and ``precisions`` dropped; a
+    UserError saying how to make it when the export lacks it."""
+    wanted = model_precision(precision)
+    main = deploy.get('precision', 'fp32')
+    deploy = dict(deploy)
+    entries = deploy.pop('precisions', None) or {}
+    if wanted == main:
+        return deploy
+    if wanted not in entries:
+        model_dir = os.path.dirname(os.path.abspath(deploy_file))
+        has = ', '.join([main, *entries])
+        make = (f"make one from this export with {QUANTIZE_HINT}" if wanted == 'int8' else
+                'export the trained model again with export.py')
+        raise UserError(f"'{model_dir}' has no {wanted} model (its deploy.yaml lists: {has}): {make}, or run "
+                        f"--precision {main}.")
+    for key in FILE_KEYS:
+        deploy.pop(key, None)
+    entry = entries[wanted]
+    deploy.update({k: v for k, v in entry.items() if k in FILE_KEYS})
+    deploy['precision'] = wanted
+    deploy['info'] = dict(entry.get('info') or {})
+    return deploy
+
+
+def read_deploy_config(path, required=('model', 'params'), precision=None):
     """The ``Deploy`` section of ``path`` (an export directory or its deploy.yaml), with the
-    named files resolved to absolute paths and checked to exist."""
+    named files resolved to absolute paths and checked to exist.
+
+    ``precision`` (one of RUN_PRECISIONS) selects the model made for it (see
+    :func:`select_precision`): its files replace the main ones at the top level, and
+    ``required`` applies to them; without it, the main model's files and ``precisions``
+    as written."""
     model_dir, deploy_file = deploy_paths(path)
     doc = load_deploy_yaml(deploy_file)
     extra = [k for k in doc if k != 'Deploy']
@@ -213,9 +347,84 @@ def read_deploy_config(path, required=('model', 'params')):
         raise UserError(f"'{deploy_file}' has the unknown top-level key '{extra[0]}': deploy.yaml holds only its "
                         "'Deploy' section. Move the entry into Deploy if it belongs there, or remove it.")
     deploy = validate_deploy(dict(doc['Deploy']), deploy_file)
+    if precision is not None:
+        deploy = select_precision(deploy, precision, deploy_file)
     for key in required:
         if not deploy.get(key):
+            if precision is not None and deploy['precision'] != 'fp32':
+                has = ', '.join(k for k in FILE_KEYS if deploy.get(k))
+                raise UserError(f"the {deploy['precision']} model of '{model_dir}' has no '{key}' file (it has "
+                                f"{has}): run it with an engine that reads those files (see --engine), or make "
+                                f"the model again ({QUANTIZE_HINT}).")
             hint = ' (export with --format onnx)' if key == 'onnx_model' else ''
             raise UserError(f"'{deploy_file}' names no '{key}' file{hint}.")
         deploy[key] = _resolve(model_dir, deploy_file, key, deploy[key])
     return deploy
+
+
+def read_model_file_config(path, key, precision=None, what='model'):
+    """(Deploy section, model file) for ``path``: an export folder / its deploy.yaml (the
+    ``key`` file of the model made for ``precision``), or a model file with deploy.yaml beside
+    it. A file given directly runs at the precision deploy.yaml records for it (fp32 when it
+    names no such file); a different ``precision`` asked for is refused."""
+    if os.path.isdir(path) or path.endswith(('.yaml', '.yml')):
+        deploy = read_deploy_config(path, required=(key,), precision=precision or 'fp32')
+        return deploy, deploy[key]
+    if not os.path.isfile(path):
+        raise UserError(f"--model '{path}' does not exist: give the {what} file or the export directory.")
+    deploy_file = os.path.join(os.path.dirname(os.path.abspath(path)), DEPLOY_FILE)
+    if not os.path.isfile(deploy_file):
+        raise UserError(f"no deploy.yaml next to '{path}': it records the preprocessing; "
+                        'export with export.py --format onnx.')
+    deploy = read_deploy_config(deploy_file, required=())
+    name = os.path.basename(path)
+    made_for = deploy.get('precision', 'fp32')
+    for prec, entry in (deploy.get('precisions') or {}).items():
+        if name in entry.values():
+            made_for = prec
+    if precision is not None and model_precision(precision) != made_for:
+        raise UserError(f"'{path}' is the {made_for} model of its export (deploy.yaml), not a "
+                        f"{model_precision(precision)} one: give the export folder with --precision {precision}, "
+                        f"or run this file with --precision {made_for}.")
+    deploy = select_precision(deploy, precision or made_for, deploy_file)
+    return deploy, os.path.abspath(path)
+
+
+def record_precision(model_dir, precision, files, info=None):
+    """Record in ``model_dir``'s deploy.yaml the model made for ``precision`` (e.g. int8):
+    ``files`` maps FILE_KEYS to file names inside ``model_dir`` (already written, e.g.
+    ``{'onnx_model': 'model.int8.onnx', 'openvino_model': 'model.int8.xml'}``), ``info`` a
+    free mapping of how it was made (shown to users). An earlier entry for ``precision`` is
+    replaced; deploy.yaml is validated, then rewritten atomically. Returns the entry."""
+    model_dir, deploy_file = deploy_paths(model_dir)
+    doc = load_deploy_yaml(deploy_file)
+    entry = {}
+    for key, name in files.items():
+        if key not in FILE_KEYS:
+            raise ValueError(f'record_precision: unknown file key {key!r}; known: {FILE_KEYS}')
+        if os.path.basename(name) != name or not os.path.isfile(os.path.join(model_dir, name)):
+            raise ValueError(f'record_precision: {name!r} must be a file name inside {model_dir!r} that exists')
+        entry[key] = name
+    if info:
+        entry['info'] = dict(info)
+    deploy = dict(doc['Deploy'])
+    deploy['precisions'] = {**(deploy.get('precisions') or {}), precision: entry}
+    validate_deploy(dict(deploy, precisions=dict(deploy['precisions'])), deploy_file)
+    doc['Deploy'] = deploy
+    write_deploy_yaml(deploy_file, doc)
+    return entry
+
+
+def recorded_files(deploy):
+    """Every file name a raw ``Deploy`` section names for models other than the main one (the
+    ``precisions`` entries), with the .bin of each OpenVINO IR: what export.py removes when
+    it replaces the graph they were made from."""
+    names = []
+    for entry in (deploy.get('precisions') or {}).values() if isinstance(deploy.get('precisions'), dict) else []:
+        for key in FILE_KEYS:
+            name = entry.get(key) if isinstance(entry, dict) else None
+            if isinstance(name, str) and name and os.path.basename(name) == name:
+                names.append(name)
+                if key == 'openvino_model' and name.endswith('.xml'):
+                    names.append(name[:-4] + '.bin')
+    return names

@@ -11,7 +11,7 @@ from paddleseg.utils import logger
 from ..errors import UserError
 from ..models.reparameterize import reparameterize
 from ..utils.fileio import remove_own_files, temp_name
-from .deploy_config import DEPLOY_FILE, OUTPUT_OPS, load_deploy_yaml, write_deploy_yaml
+from .deploy_config import DEPLOY_FILE, OUTPUT_OPS, load_deploy_yaml, recorded_files, write_deploy_yaml
 
 MODEL_FILE, PARAMS_FILE, ONNX_FILE = 'model.json', 'model.pdiparams', 'model.onnx'
 
@@ -35,15 +35,17 @@ class InferenceModel(paddle.nn.Layer):
         return logit
 
 
-def _recorded_onnx(save_dir):
-    """The ONNX file an earlier export in ``save_dir`` recorded in its deploy.yaml, if any."""
+def _recorded(save_dir):
+    """(ONNX file, files of other precisions) an earlier export in ``save_dir`` recorded in its
+    deploy.yaml: models made from the graph this export replaces."""
     try:
-        name = load_deploy_yaml(os.path.join(save_dir, DEPLOY_FILE))['Deploy'].get('onnx_model')
+        deploy = load_deploy_yaml(os.path.join(save_dir, DEPLOY_FILE))['Deploy']
     except UserError:  # no (readable) deploy.yaml: nothing recorded
-        return None
-    if isinstance(name, str) and name and os.path.basename(name) == name:
-        return name
-    return None
+        return None, []
+    name = deploy.get('onnx_model')
+    onnx = name if isinstance(name, str) and name and os.path.basename(name) == name else None
+    own = {MODEL_FILE, PARAMS_FILE, ONNX_FILE, DEPLOY_FILE}
+    return onnx, [f for f in recorded_files(deploy) if f not in own]
 
 
 def export_inference_model(model, save_dir, transforms, input_shape=None, output_op='argmax', onnx=False,
@@ -79,7 +81,7 @@ def export_inference_model(model, save_dir, transforms, input_shape=None, output
     static = paddle.jit.to_static(wrapper, input_spec=[paddle.static.InputSpec(shape, 'float32', 'x')],
                                   full_graph=True)
     os.makedirs(save_dir, exist_ok=True)
-    stale_onnx = _recorded_onnx(save_dir)
+    stale_onnx, stale_models = _recorded(save_dir)
     prefix = temp_name(os.path.join(save_dir, 'model'))
     staged = {MODEL_FILE: prefix + '.json', PARAMS_FILE: prefix + '.pdiparams'}
     if onnx:
@@ -102,12 +104,18 @@ def export_inference_model(model, save_dir, transforms, input_shape=None, output
     if stale_onnx and not (onnx and stale_onnx == ONNX_FILE):  # an earlier export's ONNX model, not this graph
         remove_own_files(save_dir, [stale_onnx])
         logger.info(f"Removed '{stale_onnx}' from '{save_dir}': it was the ONNX model of the previous export.")
+    if stale_models:  # e.g. the int8 model quantized from the previous graph
+        remove_own_files(save_dir, stale_models)
+        logger.info(f"Removed {', '.join(stale_models)} from '{save_dir}': made from the previous export's graph "
+                    "(quantize this export again if you need them).")
     deploy = {'Deploy': {
         'model': MODEL_FILE, 'params': PARAMS_FILE, 'transforms': transforms,
         'input_shape': [-1 if d is None else d for d in shape], 'output_op': output_op,
         'output_dtype': 'int32' if output_op == 'argmax' else 'float32'}}
     if onnx:
         deploy['Deploy']['onnx_model'] = ONNX_FILE
+    # The graph is fp32: deploy.yaml's `precision` defaults to fp32 (PaddleSeg's exports have
+    # none), so it is left out and PaddleSeg's own readers see the keys they know.
     if meta is not None:
         deploy['Deploy'].update(meta.to_deploy())
     write_deploy_yaml(os.path.join(save_dir, DEPLOY_FILE), deploy)

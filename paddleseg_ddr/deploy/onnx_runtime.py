@@ -1,32 +1,33 @@
-"""Running an ONNX export (``export.py --format onnx``) with ONNX Runtime on the CPU."""
+"""Running an ONNX export (``export.py --format onnx``) with ONNX Runtime on the CPU.
+
+ONNX Runtime 1.32's CPU execution provider has float32 and int8 (QLinear/QDQ) convolutions
+but no bfloat16 ones (its bf16 GEMM fast-math option exists for ARM64 only), so it runs fp32
+and int8 models; bf16 is refused (engines.check_engine) in favour of OpenVINO.
+"""
 import os
 
 from ..errors import UserError
-from .deploy_config import deploy_meta, read_deploy_config
+from .deploy_config import deploy_meta, read_model_file_config
 from .predict import ExportedModelPredictor
 
 
 class OnnxRuntimePredictor(ExportedModelPredictor):
     """``model.onnx`` and the ``deploy.yaml`` beside it (``model``: the file, the export
-    directory or its deploy.yaml)."""
+    directory or its deploy.yaml). ``precision`` fp32 or int8 picks the export's model made
+    for it (see engines.py); a file given directly runs at the precision it was made for."""
+    engine = 'onnxruntime'
 
-    def __init__(self, model, cpu_threads=None):
+    def __init__(self, model, cpu_threads=None, precision=None):
         try:
             import onnxruntime as ort
         except ImportError as e:
             raise UserError('ONNX inference needs onnxruntime: pip install onnxruntime') from e
-        if os.path.isdir(model) or model.endswith(('.yaml', '.yml')):
-            deploy = read_deploy_config(model, required=('onnx_model',))
-            onnx_file = deploy['onnx_model']
-        else:
-            if not os.path.isfile(model):
-                raise UserError(f"--model '{model}' does not exist: give model.onnx or the export directory.")
-            deploy_file = os.path.join(os.path.dirname(os.path.abspath(model)), 'deploy.yaml')
-            if not os.path.isfile(deploy_file):
-                raise UserError(f"no deploy.yaml next to '{model}': it records the preprocessing; "
-                                'export with export.py --format onnx.')
-            deploy, onnx_file = read_deploy_config(deploy_file, required=()), model
+        if precision is not None:
+            from .engines import check_engine
+            check_engine(self.engine, precision)
+        deploy, onnx_file = read_model_file_config(model, 'onnx_model', precision, 'model.onnx')
         super().__init__(deploy['transforms'], deploy['output_op'], deploy_meta(deploy))
+        self.precision, self.model_file = deploy['precision'], onnx_file
         options = ort.SessionOptions()
         options.intra_op_num_threads = cpu_threads or len(os.sched_getaffinity(0))
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -117,13 +117,25 @@ def check_model_file(path):
 ONEDNN_PLACEMENT_PASS = 'onednn_placement_pass'
 
 
+def bf16_supported():
+    """Whether this CPU runs oneDNN's bf16 kernels natively (AVX-512 BF16 or AMX), as Paddle
+    probes it; monkeypatched by the tests to simulate a CPU without."""
+    from paddle.base import core
+    return bool(core.supports_bfloat16_fast_performance())
+
+
 def config_calls(device='cpu', enable_mkldnn=True, cpu_threads=None, use_trt=False, precision='fp32',
-                 gpu_id=0, min_subgraph_size=3, batch_size=1, trt_shapes=None, gpu_memory_mb=256):
+                 gpu_id=0, min_subgraph_size=3, batch_size=1, trt_shapes=None, gpu_memory_mb=256, bf16=False):
     """The ``paddle.inference.Config`` calls for a set of options, as [(method, kwargs)].
 
     Kept apart from applying them so that GPU and TensorRT settings can be checked on a
     machine without either. ``trt_shapes`` = (min, max, opt) input shapes for a dynamic-size
-    export under TensorRT (default 1x3x256x256 .. Bx3x1024x2048).
+    export under TensorRT (default 1x3x256x256 .. Bx3x1024x2048). ``precision`` is the GPU's
+    (fp16/int8 need --device gpu); ``bf16`` runs the CPU graph with oneDNN's bf16 kernels.
+
+    bf16 on Paddle 3.3.1 (measured): ``enable_mkldnn_bfloat16()`` runs the exported graph
+    when ``onednn_placement_pass`` is deleted as below (with the pass it fails on
+    bilinear_interp like fp32 oneDNN); see the README note for speed and agreement.
     """
     if precision not in PRECISIONS:
         raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{precision}'.")
@@ -132,14 +144,24 @@ def config_calls(device='cpu', enable_mkldnn=True, cpu_threads=None, use_trt=Fal
             raise UserError('TensorRT and fp16/int8 need --device gpu; on the CPU use --precision fp32.')
         calls = [('disable_gpu', {}),
                  ('set_cpu_math_library_num_threads', {'cpu_math_library_num_threads': cpu_threads or len(os.sched_getaffinity(0))})]
+        if bf16 and not enable_mkldnn:
+            raise UserError('bf16 with Paddle Inference runs on oneDNN: leave --enable_mkldnn True (the default), '
+                            'or use --precision fp32.')
+        if bf16 and not bf16_supported():
+            raise UserError('this CPU has no native bf16 arithmetic (AVX-512 BF16 or AMX), which Paddle Inference '
+                            'needs for --precision bf16: use --precision fp32 (or int8 with an int8 model).')
         if enable_mkldnn:
             # Paddle 3.3.1: with oneDNN's PIR placement pass, bilinear_interp fails at run time
             # (its list-of-doubles `scale` attribute cannot be converted). Without the pass the
             # graph runs, still on oneDNN kernels, and is the fastest Paddle path we measured.
             calls += [('enable_mkldnn', {}), ('delete_pass', {'pass_name': ONEDNN_PLACEMENT_PASS})]
+            if bf16:
+                calls.append(('enable_mkldnn_bfloat16', {}))
         else:
             calls.append(('disable_mkldnn', {}))
         return calls
+    if bf16:
+        raise UserError('--precision bf16 is a CPU mode of Paddle Inference; on the GPU use fp16.')
     if device != 'gpu':
         raise UserError(f"--device must be 'cpu' or 'gpu', got '{device}'.")
     from paddle.inference import PrecisionType
@@ -170,12 +192,20 @@ class PaddleInferencePredictor(ExportedModelPredictor):
     """An export (``deploy.yaml`` + ``model.json`` + ``model.pdiparams``) run by Paddle Inference.
 
     With oneDNN, a graph that oneDNN cannot run is rebuilt without oneDNN on its first
-    failure, with a warning, so the run still completes.
+    failure, with a warning, so the run still completes (in fp32; a bf16 run stops instead,
+    since without oneDNN it would not be bf16). ``run_precision`` (fp32, bf16, int8; see
+    engines.py) picks the export's model; ``precision`` is the GPU/TensorRT one.
     """
+    engine = 'paddle'
 
-    def __init__(self, model_dir, device='cpu', enable_mkldnn=True, cpu_threads=None, **options):
-        deploy = read_deploy_config(model_dir)
+    def __init__(self, model_dir, device='cpu', enable_mkldnn=True, cpu_threads=None, run_precision='fp32',
+                 **options):
+        from .engines import check_engine
+        check_engine(self.engine, run_precision)
+        deploy = read_deploy_config(model_dir, precision=run_precision)
         super().__init__(deploy['transforms'], deploy['output_op'], deploy_meta(deploy))
+        self.precision, self.model_file = run_precision, deploy['model']
+        options['bf16'] = run_precision == 'bf16'
         if device == 'gpu':
             import paddle
             if not paddle.is_compiled_with_cuda():
@@ -224,10 +254,13 @@ class PaddleInferencePredictor(ExportedModelPredictor):
         try:
             out = self._run(batch)
         except (RuntimeError, ValueError, NotImplementedError) as e:
+            if self.precision == 'bf16':
+                raise UserError(f'oneDNN cannot run this graph in bf16 ({str(e).strip().splitlines()[0][:160]}): '
+                                'use --engine openvino --precision bf16, or --precision fp32.') from None
             logger.warning(f'oneDNN cannot run this graph ({str(e).strip().splitlines()[0][:160]}); falling back '
                            'to Paddle Inference without oneDNN (slower).')
             self.calls = [c if c[0] != 'enable_mkldnn' else ('disable_mkldnn', {}) for c in self.calls
-                          if c[0] != 'delete_pass']
+                          if c[0] not in ('delete_pass', 'enable_mkldnn_bfloat16')]
             self.predictor = self._create(self.calls)
             out = self._run(batch)
         self.verified = True

@@ -139,19 +139,28 @@ def _compose(transforms_cfg):
 class ExportedModelPredictor:
     """Preprocess (deploy.yaml transforms) -> run the graph -> label map, timing each stage.
 
-    Subclasses implement ``run(batch) -> outputs`` for one engine. Images of one size are
-    batched; outputs are label maps [N, H, W] (output_op argmax) or scores [N, C, H, W].
+    Subclasses implement ``run(batch) -> outputs`` for one engine and set ``engine``,
+    ``precision`` (the run precision) and ``model_file`` (see engines.py). Images of one size
+    are batched; outputs are label maps [N, H, W] (output_op argmax) or scores [N, C, H, W].
     """
+    engine = None
 
     def __init__(self, transforms_cfg, output_op='argmax', meta=None):
         self.transforms = _compose(transforms_cfg)
+        self.transforms_cfg = list(transforms_cfg)
         self.output_op = output_op
         self.meta = meta  # DatasetMeta from deploy.yaml, for colours and label ids
+        self.precision = 'fp32'
+        self.model_file = None
         self.times = {'preprocess': 0.0, 'inference': 0.0, 'postprocess': 0.0}
         self.images = 0
 
     def run(self, batch):
         raise NotImplementedError
+
+    def describe(self):
+        """'<engine> <precision> (<file>)', for logs and result tables."""
+        return f"{self.engine} {self.precision} ({self.model_file})"
 
     def predict_batch(self, images):
         t0 = time.perf_counter()
