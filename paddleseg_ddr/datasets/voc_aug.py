@@ -185,9 +185,11 @@ def convert_voc_aug(voc_root, sbd_root, overwrite=False, num_workers=1):
     if not overwrite:
         existing = [p for p in targets if os.path.exists(p)] + ([list_path] if os.path.exists(list_path) else [])
         if existing:
-            raise UserError(f"{len(existing)} of the files to write exist already, e.g. '{existing[0]}': the augmented "
-                            f"set looks prepared. Pass --overwrite to write them again ({CONVERT} --overwrite); "
-                            "other files in the folder are never touched.")
+            state = ('the augmented set looks prepared' if os.path.exists(list_path) else
+                     f"'{list_path}' is not there, so an earlier run stopped before the end")
+            raise UserError(f"{len(existing)} of the files to write exist already, e.g. '{existing[0]}': {state}. "
+                            f"Pass --overwrite to write them again ({CONVERT} --overwrite); other files in the "
+                            "folder are never touched.")
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as e:
