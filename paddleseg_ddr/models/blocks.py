@@ -81,15 +81,17 @@ class Bottleneck(_ResidualBlock):
     """1x1 - 3x3 - 1x1 residual block with expansion 2 (stage 5 of DDRNet, PIDNet's).
 
     The official Bottleneck defaults to ``no_relu=True``, and stage 5 keeps that default.
+    ``dilation`` dilates (and pads by as much) the 3x3 conv, for dilated ResNets.
     """
     expansion = 2
     FOLDABLE = (('conv1', 'bn1'), ('conv2', 'bn2'), ('conv3', 'bn3'))
 
-    def __init__(self, in_channels, channels, stride=1, downsample=None, no_relu=True, norm=nn.BatchNorm2D):
+    def __init__(self, in_channels, channels, stride=1, downsample=None, no_relu=True, norm=nn.BatchNorm2D,
+                 dilation=1):
         super().__init__()
         self.conv1 = nn.Conv2D(in_channels, channels, 1, bias_attr=False)
         self.bn1 = norm(channels)
-        self.conv2 = nn.Conv2D(channels, channels, 3, stride, 1, bias_attr=False)
+        self.conv2 = nn.Conv2D(channels, channels, 3, stride, dilation, dilation=dilation, bias_attr=False)
         self.bn2 = norm(channels)
         self.conv3 = nn.Conv2D(channels, channels * self.expansion, 1, bias_attr=False)
         self.bn3 = norm(channels * self.expansion)
@@ -102,21 +104,38 @@ class Bottleneck(_ResidualBlock):
         return self._residual(self.bn3(self.conv3(out)), x)
 
 
-def make_stage(block, in_channels, channels, num_blocks, stride=1, last_relu=False, norm=nn.BatchNorm2D):
+class ResNetBottleneck(Bottleneck):
+    """The classic ResNet-50/101 Bottleneck: expansion 4 and a ReLU after the sum
+    (``no_relu=False``), as in torchvision and the GALD-DGCNet release."""
+    expansion = 4
+
+    def __init__(self, in_channels, channels, stride=1, downsample=None, no_relu=False, norm=nn.BatchNorm2D,
+                 dilation=1):
+        super().__init__(in_channels, channels, stride, downsample, no_relu, norm, dilation)
+
+
+def make_stage(block, in_channels, channels, num_blocks, stride=1, last_relu=False, norm=nn.BatchNorm2D,
+               dilations=None):
     """A sequence of ``num_blocks`` residual blocks of type ``block``.
 
     As in the official DDRNet, PIDNet and mmsegmentation code the last of several blocks has
     no final ReLU (the caller applies it where the next stage needs it); ``last_relu=True``
     keeps it. The first block keeps its class default (BasicBlock: ReLU; Bottleneck: none).
-    A strided or widening first block gets a 1x1 conv+BN shortcut.
+    A strided or widening first block gets a 1x1 conv+BN shortcut. ``dilations`` (one per
+    block, Bottleneck blocks only) dilates each block's 3x3 conv: dilated ResNets with
+    multi-grid.
     """
     out_channels = channels * block.expansion
     downsample = None
     if stride != 1 or in_channels != out_channels:
         downsample = conv_bn(in_channels, out_channels, 1, stride, norm=norm)
-    blocks = [block(in_channels, channels, stride, downsample, norm=norm)]
+    if dilations is not None and len(dilations) != num_blocks:
+        raise ValueError(f'{len(dilations)} dilations for {num_blocks} blocks')
+    extra = (lambda i: {}) if dilations is None else (lambda i: {'dilation': dilations[i]})
+    blocks = [block(in_channels, channels, stride, downsample, norm=norm, **extra(0))]
     for i in range(1, num_blocks):
-        blocks.append(block(out_channels, channels, no_relu=(i == num_blocks - 1 and not last_relu), norm=norm))
+        blocks.append(block(out_channels, channels, no_relu=(i == num_blocks - 1 and not last_relu), norm=norm,
+                            **extra(i)))
     return nn.Sequential(*blocks)
 
 
