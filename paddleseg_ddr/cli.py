@@ -96,10 +96,30 @@ def train_parser():
     return p
 
 
+ENGINE_HELP = ('Engine running the export: paddle (Paddle Inference), onnxruntime (needs model.onnx: export.py '
+               '--format onnx) or openvino.')
+PRECISION_HELP = ('fp32, bf16 (the fp32 model in bf16 arithmetic: openvino, or paddle with oneDNN; needs a CPU with '
+                  'AVX-512 BF16/AMX) or int8 (the int8 model the export holds: tools/quantize.py).')
+
+
+def _engine_flags(parser, default_engine='paddle'):
+    from .deploy.deploy_config import RUN_PRECISIONS
+    from .deploy.engines import ENGINES
+    if default_engine is not None:
+        parser.add_argument('--engine', default=default_engine, choices=ENGINES, help=ENGINE_HELP)
+    parser.add_argument('--precision', default='fp32', choices=RUN_PRECISIONS, help=PRECISION_HELP)
+
+
 def val_parser():
-    p = argparse.ArgumentParser(description='Evaluate a segmentation model on its val_dataset.')
+    p = argparse.ArgumentParser(description='Evaluate a segmentation model (a checkpoint or an export) on the '
+                                            "config's val_dataset.")
     _common(p)
-    p.add_argument('--model_path', required=True, help='Trained weights (.pdparams or .safetensors) or a checkpoint directory.')
+    p.add_argument('--model_path', default=None, help='Trained weights (.pdparams or .safetensors) or a checkpoint directory.')
+    p.add_argument('--model_dir', default=None,
+                   help="An export (export.py --save_dir) to evaluate instead, as deployed: whole images, batch 1, "
+                        "with --engine and --precision; its deploy.yaml's preprocessing is used.")
+    _engine_flags(p)
+    p.add_argument('--cpu_threads', type=int, default=None, help='With --model_dir: CPU threads (default: all cores).')
     _eval_flags(p)
     p.add_argument('--no_reparam', action='store_true',
                    help='Run the training graph instead of the re-parameterised (fused) one, to check them against each other.')
@@ -127,7 +147,9 @@ def predict_parser():
     p = argparse.ArgumentParser(description='Predict label maps for images with a checkpoint or an exported model.')
     p.add_argument('--config', default=None, help='Training config (with --model_path) or an exported deploy.yaml.')
     p.add_argument('--model_path', default=None, help='Trained weights for dygraph prediction.')
-    p.add_argument('--model_dir', default=None, help='Directory written by export.py (Paddle Inference).')
+    p.add_argument('--model_dir', default=None, help='Directory written by export.py (run with --engine).')
+    _engine_flags(p)
+    p.add_argument('--cpu_threads', type=int, default=None, help='Exported model: CPU threads (default: all cores).')
     p.add_argument('--image_path', required=True, help='An image, a folder (recursive) or a list file.')
     p.add_argument('--save_dir', default='output/result')
     p.add_argument('--save_label_ids', action='store_true', help="Write the dataset's official label ids (e.g. Cityscapes ids) instead of training indices.")
@@ -177,8 +199,9 @@ def infer_parser():
     p.add_argument('--enable_mkldnn', type=str2bool, default=True,
                    help='CPU: use oneDNN (default True: the fastest Paddle Inference path on the CPU).')
     p.add_argument('--use_trt', type=str2bool, default=False, help='GPU: run subgraphs with TensorRT.')
-    p.add_argument('--precision', default='fp32', choices=['fp32', 'fp16', 'int8'],
-                   help='GPU only: fp16 (mixed precision or TensorRT), int8 (TensorRT with calibration).')
+    p.add_argument('--precision', default='fp32', choices=['fp32', 'fp16', 'bf16', 'int8'],
+                   help='CPU: fp32, bf16 (oneDNN bf16 kernels) or int8 (the int8 Paddle graph the export holds); '
+                        'GPU: fp16 (mixed precision or TensorRT), int8 (TensorRT with calibration).')
     p.add_argument('--min_subgraph_size', type=int, default=3, help='TensorRT: smallest subgraph to convert.')
     return p
 
@@ -187,6 +210,16 @@ def onnx_infer_parser():
     p = argparse.ArgumentParser(description='Run an ONNX export with ONNX Runtime (deploy/onnx/infer.py).')
     p.add_argument('--model', required=True, help='model.onnx (with deploy.yaml beside it) or the export directory.')
     _infer_common(p)
+    _engine_flags(p, default_engine=None)
+    return p
+
+
+def openvino_infer_parser():
+    p = argparse.ArgumentParser(description='Run an export with OpenVINO on the CPU (deploy/openvino/infer.py).')
+    p.add_argument('--model', required=True,
+                   help='The export directory, or its model.onnx / OpenVINO .xml (with deploy.yaml beside it).')
+    _infer_common(p)
+    _engine_flags(p, default_engine=None)
     return p
 
 
@@ -227,10 +260,17 @@ def infer_main(argv=None):
 
     args = infer_parser().parse_args(argv)
     _positive(batch_size=args.batch_size, cpu_threads=args.cpu_threads)
+    # On the CPU --precision picks the export's model (fp32, int8) or bf16 arithmetic; on the
+    # GPU it is Paddle Inference's GPU/TensorRT precision.
+    cpu_precision = args.device == 'cpu' and args.precision != 'fp16'
+    if args.device == 'gpu' and args.precision == 'bf16':
+        raise UserError('--precision bf16 is a CPU mode (oneDNN); on the GPU use --precision fp16.')
     predictor = PaddleInferencePredictor(args.config, device=args.device, enable_mkldnn=args.enable_mkldnn,
                                          cpu_threads=args.cpu_threads, use_trt=args.use_trt,
-                                         precision=args.precision, gpu_id=args.gpu_id,
-                                         min_subgraph_size=args.min_subgraph_size, batch_size=args.batch_size)
+                                         precision='fp32' if cpu_precision else args.precision,
+                                         run_precision=args.precision if cpu_precision else 'fp32',
+                                         gpu_id=args.gpu_id, min_subgraph_size=args.min_subgraph_size,
+                                         batch_size=args.batch_size)
     return _run_inference(predictor, args)
 
 
@@ -239,7 +279,19 @@ def onnx_infer_main(argv=None):
 
     args = onnx_infer_parser().parse_args(argv)
     _positive(batch_size=args.batch_size, cpu_threads=args.cpu_threads)
-    return _run_inference(OnnxRuntimePredictor(args.model, args.cpu_threads), args)
+    return _run_inference(OnnxRuntimePredictor(args.model, args.cpu_threads, precision=args.precision), args)
+
+
+def openvino_infer_main(argv=None):
+    from .deploy.openvino_runtime import OpenVinoPredictor
+
+    args = openvino_infer_parser().parse_args(argv)
+    _positive(batch_size=args.batch_size, cpu_threads=args.cpu_threads)
+    predictor = OpenVinoPredictor(args.model, cpu_threads=args.cpu_threads, precision=args.precision)
+    try:
+        return _run_inference(predictor, args)
+    finally:
+        predictor.close()
 
 
 def _positive(**values):
@@ -293,12 +345,60 @@ def val_main(argv=None):
 
     args = val_parser().parse_args(argv)
     _num_workers(args.num_workers)
+    _positive(cpu_threads=args.cpu_threads)
+    if bool(args.model_path) == bool(args.model_dir):
+        raise UserError('give --model_path (a checkpoint, evaluated in dygraph) or --model_dir (an export, evaluated '
+                        'with --engine and --precision), not ' + ('both.' if args.model_path else 'neither.'))
+    if args.model_dir:
+        return _val_export(args)
+    if args.engine != 'paddle' or args.precision != 'fp32':
+        raise UserError('--engine and --precision choose how an export runs: give the export with --model_dir '
+                        '(export.py --save_dir), or leave them out to evaluate --model_path in dygraph.')
     setup(args.device)
     cfg = load_config(args.config, opts=args.opts)
     builder = Builder(cfg)
     options = _eval_options(builder, args)
     model = _trained_model(builder.model, args.model_path, not args.no_reparam)
     return evaluate(model, builder.val_dataset, **options)
+
+
+def _val_export(args):
+    """val.py --model_dir: the config's val_dataset (its images and labels), fed through the
+    export's own preprocessing (deploy.yaml's transforms, which replace the config's val
+    transforms: the export was made for them), scored with the same metrics and table."""
+    from .deploy.deploy_config import deploy_meta, read_deploy_config
+    from .deploy.engines import check_engine, create_runner
+    from .engine import Builder, evaluate, load_config
+    from .engine.runtime import setup
+
+    check_engine(args.engine, args.precision)
+    if args.no_reparam:
+        raise UserError('--no_reparam chooses the dygraph graph of a checkpoint; an export is already one graph: '
+                        'leave it out with --model_dir.')
+    setup('cpu')
+    deploy = read_deploy_config(args.model_dir, required=())
+    cfg = load_config(args.config, opts=args.opts)
+    section = cfg.dic.get('val_dataset')
+    if not section:
+        raise UserError(f"config '{args.config}' has no val_dataset: val.py --model_dir scores the export on it; "
+                        'give the training config of the model (or one naming its dataset).')
+    if section.get('transforms') != deploy['transforms']:
+        logger.info("Using the export's preprocessing (deploy.yaml transforms) instead of the config's val "
+                    'transforms: the export was made for it.')
+    section['transforms'] = deploy['transforms']
+    builder = Builder(cfg)
+    options = _eval_options(builder, args)
+    options.pop('scales', None)
+    dataset = builder.val_dataset
+    meta = deploy_meta(deploy)
+    if meta is not None and meta.num_classes != dataset.num_classes:
+        raise UserError(f"the export '{args.model_dir}' predicts {meta.num_classes} classes but the config's "
+                        f"val_dataset has {dataset.num_classes}: give the config the model was trained with.")
+    runner = create_runner(args.model_dir, args.engine, args.precision, cpu_threads=args.cpu_threads)
+    try:
+        return evaluate(runner, dataset, **options)
+    finally:
+        getattr(runner, 'close', lambda: None)()
 
 
 def export_main(argv=None):
@@ -331,10 +431,20 @@ def predict_main(argv=None):
     model_dir = args.model_dir
     if model_dir is None and args.config and os.path.basename(args.config) == 'deploy.yaml':
         model_dir = os.path.dirname(os.path.abspath(args.config))
+    _positive(cpu_threads=args.cpu_threads)
     if model_dir:
-        predictor = PaddleInferencePredictor(model_dir, device='gpu' if device.startswith('gpu') else 'cpu',
-                                             enable_mkldnn=args.enable_mkldnn)
+        from .deploy.engines import check_engine, create_runner
+        check_engine(args.engine, args.precision)
+        if args.engine == 'paddle':
+            predictor = PaddleInferencePredictor(model_dir, device='gpu' if device.startswith('gpu') else 'cpu',
+                                                 enable_mkldnn=args.enable_mkldnn, cpu_threads=args.cpu_threads,
+                                                 run_precision=args.precision)
+        else:
+            predictor = create_runner(model_dir, args.engine, args.precision, cpu_threads=args.cpu_threads)
     else:
+        if args.engine != 'paddle' or args.precision != 'fp32':
+            raise UserError('--engine and --precision choose how an export runs: give the export with --model_dir '
+                            '(or --config <export>/deploy.yaml), or leave them out for a checkpoint.')
         if not (args.config and args.model_path):
             raise UserError('give --config and --model_path (a checkpoint), or --model_dir (an export).')
         from .engine.inference import check_infer_options

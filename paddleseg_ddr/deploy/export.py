@@ -45,7 +45,8 @@ def _recorded(save_dir):
     name = deploy.get('onnx_model')
     onnx = name if isinstance(name, str) and name and os.path.basename(name) == name else None
     own = {MODEL_FILE, PARAMS_FILE, ONNX_FILE, DEPLOY_FILE}
-    return onnx, [f for f in recorded_files(deploy) if f not in own]
+    stale = recorded_files({'precisions': {'main': {'openvino_model': deploy.get('openvino_model')}}})
+    return onnx, [f for f in stale + recorded_files(deploy) if f not in own]
 
 
 def export_inference_model(model, save_dir, transforms, input_shape=None, output_op='argmax', onnx=False,

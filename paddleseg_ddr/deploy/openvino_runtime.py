@@ -152,3 +152,43 @@ class OpenVinoPredictor(ExportedModelPredictor):
 
     def __del__(self):
         self.close()
+
+
+def convert_to_openvino(model_dir, precision='fp32'):
+    """Write the OpenVINO IR (``model.xml`` + ``model.bin``; ``model.<precision>.xml`` for
+    another precision's model) of ``model_dir``'s ONNX model beside it and record it in
+    deploy.yaml as that model's ``openvino_model``; returns the .xml path.
+
+    The weights are kept as they are: ``openvino.save_model`` compresses float weights to
+    fp16 by default, which would make an "fp32" IR an fp16-weight one.
+    """
+    from .deploy_config import FILE_KEYS, deploy_paths, load_deploy_yaml, record_precision, write_deploy_yaml
+    from ..utils.fileio import atomic_path
+    ov = require_openvino()
+    model_dir, deploy_file = deploy_paths(model_dir)
+    deploy = read_deploy_config(model_dir, required=('onnx_model',), precision=precision)
+    name = 'model.xml' if deploy['precision'] == 'fp32' else f"model.{deploy['precision']}.xml"
+    xml = os.path.join(model_dir, name)
+    try:
+        model = ov.Core().read_model(deploy['onnx_model'])
+    except Exception as e:
+        raise UserError(f"OpenVINO cannot read '{deploy['onnx_model']}' ({str(e).strip()[:200]}): convert the "
+                        "export again with tools/export_onnx.py.") from None
+    # The .bin is renamed into place before the .xml that names it.
+    with atomic_path(xml, suffix='.xml') as tmp_xml, atomic_path(xml[:-4] + '.bin') as tmp_bin:
+        try:
+            ov.save_model(model, tmp_xml, compress_to_fp16=False)
+        finally:
+            if os.path.isfile(tmp_xml[:-4] + '.bin'):
+                os.replace(tmp_xml[:-4] + '.bin', tmp_bin)
+    doc = load_deploy_yaml(deploy_file)
+    main = doc['Deploy'].get('precision', 'fp32')
+    if deploy['precision'] == main:
+        doc['Deploy']['openvino_model'] = name
+        write_deploy_yaml(deploy_file, doc)
+    else:
+        entry = dict(doc['Deploy']['precisions'][deploy['precision']])
+        files = {k: entry[k] for k in FILE_KEYS if k in entry}
+        files['openvino_model'] = name
+        record_precision(model_dir, deploy['precision'], files, entry.get('info'))
+    return xml
