@@ -41,6 +41,19 @@ fi
 (cd ${data}/mini_cityscapes && find -L ${infer_root}/leftImg8bit/val -name '*.png' | sort | head -n "${infer[1]}" > infer.list)
 echo "inference images: $(wc -l < ${data}/mini_cityscapes/infer.list) in ${data}/mini_cityscapes/infer.list"
 
+# Pascal VOC configs (model_name *_voc): the miniature VOC 2012 + SBD, its trainaug made by the
+# same converter as the real data, at test_tipc/data/mini_voc; inference on its val images.
+case ${model_name} in
+    *_voc)
+        if [ "${infer[0]}" = "whole" ]; then voc_size=(500 375); else voc_size=(160 120); fi
+        voc=mini_voc_${voc_size[0]}x${voc_size[1]}
+        ${python} tools/make_mini_voc.py --root ${data}/${voc} --width ${voc_size[0]} --height ${voc_size[1]}
+        ln -sfn "${voc}" ${data}/mini_voc
+        (cd ${data}/mini_voc && sed -e 's|^|VOCdevkit/VOC2012/JPEGImages/|' -e 's|$|.jpg|' \
+            VOCdevkit/VOC2012/ImageSets/Segmentation/val.txt | head -n "${infer[1]}" > infer.list)
+        echo "VOC inference images: $(wc -l < ${data}/mini_voc/infer.list) in ${data}/mini_voc/infer.list" ;;
+esac
+
 if [ "${MODE}" = "whole_infer" ]; then
     infer_model=$(func_parser_value "${lines[36]}")
     mkdir -p "$(dirname "${infer_model}")"
