@@ -210,6 +210,7 @@ class FastHeadRunner(ExportedModelPredictor):
             self.close()
             raise
         super().__init__(deploy['transforms'], 'argmax', self.inner.meta)
+        self.transforms_cfg = deploy['transforms']
         self.engine, self.precision, self.model_file = engine, precision, deploy['onnx_model']
         # the engine's share of ``times['inference']`` and the fast head's
         self.head_times = {'network': 0.0, 'upsample_argmax': 0.0}
