@@ -234,6 +234,8 @@ def test_generator_is_deterministic_and_refuses_bad_sizes(tmp_path):
         assert names and names == sorted(os.listdir(os.path.join(b['root'], sub)))
         for n in names:
             assert open(os.path.join(a['root'], sub, n), 'rb').read() == open(os.path.join(b['root'], sub, n), 'rb').read()
+    with pytest.raises(UserError, match='--width and --height must be at least 32 pixels, got 8x120'):
+        generate_mini_voc(str(tmp_path / 'c'), width=8)
     with pytest.raises(UserError, match='--num_val must be a whole number of at least 1'):
         generate_mini_voc(str(tmp_path / 'c'), num_val=0)
     (tmp_path / 'file').write_text('x')
