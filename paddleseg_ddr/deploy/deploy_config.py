@@ -62,7 +62,7 @@ PRECISION_ENTRY_KEYS = (*FILE_KEYS, 'info')
 # metadata; tools/quantize.py adds precisions (see record_precision).
 DEPLOY_KEYS = (*FILE_KEYS, 'precision', 'precisions', 'transforms', 'input_shape', 'output_op', 'output_dtype',
                'class_names', 'palette', 'label_ids')
-QUANTIZE_HINT = 'python tools/quantize.py (see its --help)'
+QUANTIZE_HINT = 'tools/quantize.py (python tools/quantize.py --help)'
 
 
 def deploy_paths(path):
@@ -192,22 +192,22 @@ def _check_precisions(deploy_file, deploy):
     if not isinstance(entries, dict):
         raise UserError(f"'{deploy_file}': 'precisions' must map a precision to its files (e.g. "
                         f"{{int8: {{onnx_model: model.int8.onnx}}}}), got {entries!r}: correct it, or remove it and "
-                        f"make the model again ({QUANTIZE_HINT}).")
+                        f"make the model again with {QUANTIZE_HINT}.")
     for name, entry in entries.items():
         if name not in MODEL_PRECISIONS or name == main:
             why = (f"it is the main model's precision (precision: {main})" if name == main else
                    f"files are made for {', '.join(MODEL_PRECISIONS)} only (bf16 runs the fp32 files)")
             raise UserError(f"'{deploy_file}': precisions has the entry '{name}': {why}. Remove the entry.")
         where = f'precisions.{name}.'
-        if not isinstance(entry, dict) or not any(k in entry for k in FILE_KEYS):
-            raise UserError(f"'{deploy_file}': '{where[:-1]}' must name the model's files ({', '.join(FILE_KEYS)}), "
-                            f"got {entry!r}: correct it, or make the model again ({QUANTIZE_HINT}).")
-        unknown = [k for k in entry if k not in PRECISION_ENTRY_KEYS]
+        unknown = [k for k in entry if k not in PRECISION_ENTRY_KEYS] if isinstance(entry, dict) else []
         if unknown:
             near = difflib.get_close_matches(str(unknown[0]), PRECISION_ENTRY_KEYS, n=1, cutoff=0.6)
             hint = f"did you mean '{near[0]}'? " if near else ''
             raise UserError(f"'{deploy_file}' has the unknown key '{unknown[0]}' in {where[:-1]}: {hint}The known "
                             f"keys are {', '.join(PRECISION_ENTRY_KEYS)}.")
+        if not isinstance(entry, dict) or not any(k in entry for k in FILE_KEYS):
+            raise UserError(f"'{deploy_file}': '{where[:-1]}' must name the model's files ({', '.join(FILE_KEYS)}), "
+                            f"got {entry!r}: correct it, or make the model again with {QUANTIZE_HINT}.")
         if 'info' in entry and not isinstance(entry['info'], dict):
             raise UserError(f"'{deploy_file}': '{where}info' must be a mapping (e.g. {{tool: ..., "
                             f"calibration_images: 8}}), got {entry['info']!r}: correct it.")
@@ -355,7 +355,7 @@ def read_deploy_config(path, required=('model', 'params'), precision=None):
                 has = ', '.join(k for k in FILE_KEYS if deploy.get(k))
                 raise UserError(f"the {deploy['precision']} model of '{model_dir}' has no '{key}' file (it has "
                                 f"{has}): run it with an engine that reads those files (see --engine), or make "
-                                f"the model again ({QUANTIZE_HINT}).")
+                                f"the model again with {QUANTIZE_HINT}.")
             hint = ' (export with --format onnx)' if key == 'onnx_model' else ''
             raise UserError(f"'{deploy_file}' names no '{key}' file{hint}.")
         deploy[key] = _resolve(model_dir, deploy_file, key, deploy[key])
