@@ -26,6 +26,22 @@ case ${MODE} in
 esac
 
 data=test_tipc/data
+# CamVid configs (their txt names test_tipc/data/mini_camvid): the mini CamVid release, converted by
+# the project's converter as real CamVid is, linked at test_tipc/data/mini_camvid with infer.list
+# (its test images; 960x720 ones for the whole modes). The mini Cityscapes below is made as well.
+if grep -q 'data/mini_camvid' "${FILENAME}"; then
+    camvid() {  # folder width height num_test
+        ${python} tools/make_mini_camvid.py --root "$1" --num_train 8 --num_val 4 --num_test "$4" --width "$2" --height "$3"
+        ${python} tools/convert_camvid.py --root "$1" --overwrite > /dev/null
+    }
+    size=(240 180); [ "${MODE}" = "whole_train_whole_infer" ] && size=(960 720)
+    camvid ${data}/mini_camvid_${size[0]}x${size[1]} "${size[@]}" 4
+    ln -sfn "mini_camvid_${size[0]}x${size[1]}" ${data}/mini_camvid
+    infer_root=.
+    if [ "${infer[0]}" = "whole" ]; then camvid ${data}/mini_camvid_960x720 960 720 4; infer_root=../mini_camvid_960x720; fi
+    (cd ${data}/mini_camvid && sed -E 's#^/SegNet/CamVid/test/([^ ]+).*#'"${infer_root}"'/images/\1#' test.txt | head -n "${infer[1]}" > infer.list)
+    echo "CamVid inference images: $(wc -l < ${data}/mini_camvid/infer.list) in ${data}/mini_camvid/infer.list"
+fi
 generate() {  # folder num_train num_val width height
     ${python} tools/make_mini_cityscapes.py --root "$1" --num_train "$2" --num_val "$3" --width "$4" --height "$5"
 }
