@@ -99,8 +99,8 @@ class GALDBlock(nn.Layer):
         self.local_attention = LocalAttenModule(in_channels)
 
     def forward(self, x):
-        h, w = x.shape[2], x.shape[3]
-        if 0 < min(h, w) < MIN_FEATURE:  # static sizes only (-1 when exporting with dynamic shapes)
+        if paddle.in_dynamic_mode() and min(x.shape[2], x.shape[3]) < MIN_FEATURE:  # sizes known in dygraph only
+            h, w = x.shape[2], x.shape[3]
             raise UserError(f'GALD-Net needs inputs of at least {MIN_INPUT}x{MIN_INPUT} pixels (its 1/8 feature map, '
                             f'here {h}x{w}, must be at least {MIN_FEATURE}x{MIN_FEATURE} for four unpadded stride-2 '
                             'convolutions): use a larger crop_size / input size.')
