@@ -46,7 +46,8 @@ def shell(script, cwd=ROOT):
 
 
 def test_there_is_a_config_per_model():
-    assert [os.path.basename(os.path.dirname(c)) for c in CONFIGS] == ['ddrnet23', 'ddrnet23_slim', 'ddrnet39', 'rdrnet_s']
+    assert [os.path.basename(os.path.dirname(c)) for c in CONFIGS] == [
+        'ddrnet23', 'ddrnet23_slim', 'ddrnet23_slim_camvid', 'ddrnet39', 'rdrnet_s', 'rdrnet_s_simple_voc']
 
 
 @pytest.mark.parametrize('config', CONFIGS, ids=lambda c: os.path.basename(os.path.dirname(c)))
@@ -65,7 +66,8 @@ def test_config_parses_line_for_line(config):
         script = lines[i].split(':', 1)[1].split()[0]
         assert os.path.isfile(os.path.join(ROOT, script)), lines[i]
     train_config = lines[15].split('--config ')[1].split()[0]
-    assert load_config(os.path.join(ROOT, train_config)).dic['model']['type'].lower() == name.replace('_', '')
+    model = re.sub(r'_(camvid|voc)$', '', name)  # a folder per model, suffixed by its dataset if not Cityscapes
+    assert load_config(os.path.join(ROOT, train_config)).dic['model']['type'].lower() == model.replace('_', '')
     # the shell helpers read every training mode's iterations and batch size
     for mode in MODES:
         if mode == 'whole_infer':  # no training
