@@ -133,10 +133,11 @@ def load_pretrained(model, path):
     report what was loaded, left at initialisation, or dropped."""
     if not os.path.exists(path):
         raise UserError(
-            f"pretrained weights not found: '{path}'. Download the official ImageNet checkpoint of this "
-            "model (README, 'Pretrained weights') and convert it with `python tools/convert_weights.py --src "
-            f"<file>.pth --model <variant> --kind imagenet --dst {path}`, or train from scratch with "
-            "`--opts model.pretrained=None`.")
+            f"pretrained weights not found: '{path}'. Download the official checkpoint this config starts "
+            "from (README, 'Pretrained weights': ImageNet weights for Cityscapes training, the Cityscapes "
+            "weights for fine-tuning on CamVid or VOC) and convert it with `python tools/convert_weights.py "
+            f"--src <file>.pth --model <variant> --kind imagenet|cityscapes --dst {path}`, or train from "
+            "scratch with `--opts model.pretrained=None`.")
     path, params = read_params(path, 'pretrained')
     model_state = model.state_dict()
     missing, unexpected, mismatched = compare_keys(model_state, params)
