@@ -241,3 +241,43 @@ def test_generator_is_deterministic_and_refuses_bad_sizes(tmp_path):
     (tmp_path / 'file').write_text('x')
     with pytest.raises(UserError, match="is a file, not a folder"):
         generate_mini_voc(str(tmp_path / 'file'))
+
+
+def test_rdrnet_voc_recipe_fine_tunes_s_simple_from_cityscapes_weights(mini_voc, tmp_path):
+    """RDRNet's VOC setting (24,400 iterations, 2 x 12 images, lr 0.001, scale 0.5-2.0 of the
+    short side at 512, 512 crops, OHEM 0.9/131072 on both heads) on trainaug, as S-Simple: 19-class
+    Cityscapes weights load into every layer but the classifiers."""
+    import paddle
+    from paddleseg.cvlibs import manager
+
+    from paddleseg_ddr.engine import Builder, load_config
+    config = os.path.join(os.path.dirname(__file__), '..', '..', 'configs', 'rdrnet',
+                          'rdrnet_s_simple_voc12aug_512x512_24k.yml')
+    paddle.seed(1)
+    cityscapes = manager.MODELS['RDRNetSSimple'](num_classes=19)
+    state = {k: v.numpy() for k, v in cityscapes.state_dict().items()}
+    weights = str(tmp_path / 'cityscapes.pdparams')
+    paddle.save(cityscapes.state_dict(), weights)
+    cfg = load_config(config, opts=[f'model.pretrained={weights}', f"train_dataset.dataset_root={mini_voc['voc_root']}",
+                                    f"val_dataset.dataset_root={mini_voc['voc_root']}"])
+    assert (cfg.iters, cfg.batch_size, cfg.lr_scheduler_cfg['learning_rate']) == (24400, 12, 0.001)
+    train, val = cfg.train_dataset_cfg, cfg.val_dataset_cfg
+    assert (train['type'], train['mode'], val['mode']) == ('DDRPascalVOC', 'trainaug', 'val')
+    steps = {t['type']: t for t in train['transforms']}
+    assert steps['ResizeByShort']['short_size'] == 512 and steps['RandomPaddingCrop']['crop_size'] == [512, 512]
+    assert (steps['ResizeStepScaling']['min_scale_factor'], steps['ResizeStepScaling']['max_scale_factor']) == (0.5, 2.0)
+    assert {(t['type'], t['thresh'], t['min_kept'], t['weight']) for t in cfg.dic['loss']['types']} == \
+        {('DDROhemCrossEntropyLoss', 0.9, 131072, None)} and cfg.dic['loss']['coef'] == [1, 0.4]
+    builder = Builder(cfg)
+    model = builder.model
+    assert cfg.dic['model']['type'] == 'RDRNetSSimple' and cfg.dic['model']['num_classes'] == 21
+    assert len(builder.train_dataset) == 24 and len(builder.val_dataset) == 8
+    classifier = tuple(model.CLASSIFIER_PREFIXES)
+    loaded = 0
+    for key, value in model.state_dict().items():
+        if key.startswith(classifier):
+            assert value.shape[0] == 21 and state[key].shape[0] == 19, key
+        else:
+            np.testing.assert_array_equal(value.numpy(), state[key], err_msg=key)
+            loaded += 1
+    assert loaded == len(state) - len([k for k in state if k.startswith(classifier)]) > 100
