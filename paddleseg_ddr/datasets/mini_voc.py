@@ -23,7 +23,6 @@ import os
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from ..errors import UserError
 from ..utils.fileio import atomic_write
