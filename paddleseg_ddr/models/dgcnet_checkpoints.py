@@ -37,15 +37,19 @@ def convert(model, path):
     if not os.path.isfile(path):
         raise UserError(f"checkpoint not found: '{path}'.")
     state = {release_to_ours(k): v for k, v in paddle_names(unwrap_state_dict(read_torch_checkpoint(path))).items()}
-    hint = 'is it a GALD-DGCNet release checkpoint (DualSeg_res*.pth or resnet*-deep.pth) of this depth?'
-    report = load_converted(model, state, path, hint, other_classifier_ok=True)
-    missing = [k for k in report['left_at_init'] if k.startswith('backbone.')]
-    extra = [k for k in report['dropped'] if k.startswith('backbone.')]
-    if missing or extra:
+    # Checked before anything is loaded, so a refused file leaves the model as it was.
+    target = model.state_dict()
+    missing = [k for k in target if k.startswith('backbone.') and k not in state]
+    extra = [k for k in state if k.startswith('backbone.') and k not in target]
+    if (missing or extra) and len(missing) < len([k for k in target if k.startswith('backbone.')]):
         depth = getattr(model.backbone, 'depth', '?')
         raise UserError(f"'{path}' does not fit the ResNet-{depth} backbone of {type(model).__name__}: "
-                        + (f"it lacks {len(missing)} backbone tensors ({', '.join(missing[:3])} ...)" if missing else
-                           f"it has {len(extra)} backbone tensors the model lacks ({', '.join(extra[:3])} ...)")
+                        + '; '.join(([f"it lacks {len(missing)} of its tensors ({', '.join(missing[:3])} ...)"]
+                                     if missing else [])
+                                    + ([f"it has {len(extra)} the model lacks ({', '.join(extra[:3])} ...)"]
+                                       if extra else []))
                         + '. Is it the file of the other depth (resnet50-deep.pth vs resnet101-deep.pth, '
-                          'DualSeg_res50 vs DualSeg_res101)? Pick the matching --model.')
-    return report
+                          'DualSeg_res50 vs DualSeg_res101: pick the matching --model), or not a GALD-DGCNet '
+                          'release file at all?')
+    hint = 'is it a GALD-DGCNet release checkpoint (DualSeg_res*.pth or resnet*-deep.pth)?'
+    return load_converted(model, state, path, hint, other_classifier_ok=True)

@@ -78,16 +78,11 @@ class DeepStemResNet(nn.Layer):
         self.feat_channels = [64 * block.expansion, 128 * block.expansion, 256 * block.expansion,
                               512 * block.expansion]
         self.feat_strides = [4, 8, 8, 8]
-        self.init_weights()
+        # Paddle's default initialisation (Kaiming-normal convs, unit BN) is kept: the release
+        # defines none (it starts from ImageNet weights), and a second pass would double the
+        # build time (Paddle's CPU Gaussian sampler is slow).
         if pretrained:
             self.load_pretrained(pretrained)
-
-    def init_weights(self):
-        """Kaiming-normal (fan_out) convs, unit BN (torchvision's ResNet initialisation)."""
-        for layer in self.sublayers():
-            if isinstance(layer, nn.Conv2D):
-                out_c, _, kh, kw = layer.weight.shape
-                nn.initializer.KaimingNormal(fan_in=out_c * kh * kw)(layer.weight)
 
     def load_pretrained(self, path):
         """Load backbone weights from ``path`` (keys bare or under ``backbone.``)."""

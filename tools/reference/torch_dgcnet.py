@@ -196,3 +196,21 @@ def randomized_imagenet(name, seed=0):
 
 def count_params(module):
     return sum(p.numel() for p in module.parameters())
+
+
+def conv_macs(model, shape):
+    """Multiply-accumulates of the 2D convolutions of one forward at ``shape`` (the convention of
+    paddleseg_ddr/models/complexity.py). Works on the meta device: shapes only, no arithmetic."""
+    macs = []
+
+    def hook(m, inputs, output):
+        macs.append(output.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1])
+
+    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(shape, device=next(model.parameters()).device))
+    finally:
+        for h in hooks:
+            h.remove()
+    return sum(macs)
