@@ -77,6 +77,14 @@ def _backbone(backbone, backbone_depth, multi_grid, in_channels, backbone_pretra
     return backbone
 
 
+def _no_aux_head(model, aux_head):
+    """DeepLabV3/V3+ have no auxiliary head in PaddleSeg's recipe; ``aux_head: False`` is accepted
+    so that tools asking every model for its deployed graph (e.g. tools/benchmark.py) can."""
+    if aux_head:
+        raise UserError(f'{model} has no auxiliary head (PaddleSeg\'s recipe trains the main head only): '
+                        'remove model.aux_head or set it to False.')
+
+
 def _pool_matrix(n, bins):
     """[bins, n] float32 matrix whose row i averages positions floor(i*n/bins) to
     ceil((i+1)*n/bins) - 1: adaptive average pooling along one axis, from the runtime size."""
@@ -147,6 +155,7 @@ class DDRDeepLabV3(_ZooModel, _PaddleSegDeepLabV3):
             Default: (1, 2, 4), PaddleSeg's recipe.
         backbone_indices, aspp_ratios, aspp_out_channels: PaddleSeg's. Defaults: (3,),
             (1, 12, 24, 36), 256 (the recipe for output stride 8).
+        aux_head (bool, optional): Must be False (there is none). Default: False.
     Returns (from forward): ``[logits]``, [N, num_classes, H, W].
     """
     TRAIN_ONLY_PREFIXES = ()
@@ -154,7 +163,8 @@ class DDRDeepLabV3(_ZooModel, _PaddleSegDeepLabV3):
 
     def __init__(self, num_classes=19, backbone=None, backbone_depth=101, multi_grid=(1, 2, 4),
                  backbone_pretrained=None, backbone_indices=(3,), aspp_ratios=(1, 12, 24, 36),
-                 aspp_out_channels=256, in_channels=3, align_corners=False, pretrained=None):
+                 aspp_out_channels=256, aux_head=False, in_channels=3, align_corners=False, pretrained=None):
+        _no_aux_head(type(self).__name__, aux_head)
         backbone = _backbone(backbone, backbone_depth, multi_grid, in_channels, backbone_pretrained)
         super().__init__(num_classes, backbone, backbone_indices=tuple(backbone_indices),
                          aspp_ratios=tuple(aspp_ratios), aspp_out_channels=aspp_out_channels,
@@ -171,6 +181,7 @@ class DDRDeepLabV3P(_ZooModel, _PaddleSegDeepLabV3P):
         multi_grid (tuple, optional): As DDRDeepLabV3. Default: (1, 2, 4).
         backbone_indices, aspp_ratios, aspp_out_channels: PaddleSeg's. Defaults: (0, 3),
             (1, 12, 24, 36), 256.
+        aux_head (bool, optional): Must be False (there is none). Default: False.
     Returns (from forward): ``[logits]``, [N, num_classes, H, W].
     """
     TRAIN_ONLY_PREFIXES = ()
@@ -178,7 +189,8 @@ class DDRDeepLabV3P(_ZooModel, _PaddleSegDeepLabV3P):
 
     def __init__(self, num_classes=19, backbone=None, backbone_depth=101, multi_grid=(1, 2, 4),
                  backbone_pretrained=None, backbone_indices=(0, 3), aspp_ratios=(1, 12, 24, 36),
-                 aspp_out_channels=256, in_channels=3, align_corners=False, pretrained=None):
+                 aspp_out_channels=256, aux_head=False, in_channels=3, align_corners=False, pretrained=None):
+        _no_aux_head(type(self).__name__, aux_head)
         backbone = _backbone(backbone, backbone_depth, multi_grid, in_channels, backbone_pretrained)
         super().__init__(num_classes, backbone, backbone_indices=tuple(backbone_indices),
                          aspp_ratios=tuple(aspp_ratios), aspp_out_channels=aspp_out_channels,
@@ -336,24 +348,32 @@ class DDREMANet(_ZooModel, _PaddleSegEMANet):
 
 
 # Published Cityscapes mIoU (%). 'cityscapes_val_miou*': PaddleSeg 2.8's model zoo (configs/<model>/
-# README.md), its own weights for exactly this model and backbone (1024x512 crops, 80k
-# iterations; single scale / flip / multi-scale + flip). 'cityscapes_test_miou': seed 004's table
-# (the papers' test-server figures, fine annotations only). params (trainable, 19 classes, inference
-# graph = no auxiliary heads, BN counted, before folding) and gmacs (convolutions at 1024x2048,
-# complexity.count_macs) are measured on these models (tests/models/test_paddleseg_zoo.py), not
-# published. Attention/graph matmuls are not convolutions and are not in gmacs (see ATTENTION_GMACS).
+# README.md), its own weights for exactly this model and backbone (1024x512 crops, 80k iterations;
+# single scale / flip / multi-scale + flip). 'cityscapes_test_miou': the papers' test-server figures
+# (fine annotations only): PSPNet's 78.4 from seed 004's table; DANet (not in that table, and
+# PaddleSeg has no ResNet-101 result) its paper's 81.5.
+# Not published, measured on these models: params (trainable, 19 classes, inference graph = no
+# auxiliary heads, BN counted, before folding; checked by tests/models/test_paddleseg_zoo.py) and
+# gmacs (complexity.count_macs, convolutions at 1024x2048: counted at 128x256, 256x512 and
+# 512x1024 and extrapolated, exact because every convolution's work is either proportional to the
+# pixel count or fixed (ASPP image pooling, PSP bins): the three sizes fit one line exactly, and
+# DeepLabV3 counted directly at 1024x2048 gives the same 1919.926403072 G).
+# Attention and graph matrix products are not convolutions and are not in gmacs: at 1024x2048
+# DANet's position attention adds 618.5 G (N = 128*256 positions: N*N*64 + N*N*512) and its
+# channel attention 17.2 G; EMANet's EM steps about 7.5 G; GloRe's projections about 0.5 G.
 ZOO = (
-    ('deeplabv3_r101', 'DeepLabV3', DDRDeepLabV3, 'ResNet101_vd', None, None,
+    ('deeplabv3_r101', 'DeepLabV3', DDRDeepLabV3, 'ResNet101_vd', 58_060_659, 1919.926,
      {'cityscapes_val_miou': 80.85, 'cityscapes_val_miou_flip': 81.09, 'cityscapes_val_miou_ms_flip': 81.78}),
-    ('deeplabv3p_r101', 'DeepLabV3+', DDRDeepLabV3P, 'ResNet101_vd', None, None,
+    ('deeplabv3p_r101', 'DeepLabV3+', DDRDeepLabV3P, 'ResNet101_vd', 45_715_523, 1530.961,
      {'cityscapes_val_miou': 81.10, 'cityscapes_val_miou_flip': 81.38, 'cityscapes_val_miou_ms_flip': 81.76}),
-    ('pspnet_r101', 'PSPNet', DDRPSPNet, 'ResNet101_vd', None, None,
+    ('pspnet_r101', 'PSPNet', DDRPSPNet, 'ResNet101_vd', 84_491_123, 2665.633,
      {'cityscapes_val_miou': 80.48, 'cityscapes_val_miou_flip': 80.74, 'cityscapes_val_miou_ms_flip': 81.29,
       'cityscapes_test_miou': 78.4}),
-    ('danet_r101', 'DANet', DDRDANet, 'ResNet101_vd', None, None, {}),
-    ('glore_r50', 'GloRe', DDRGloRe, 'ResNet50_vd', None, None,
+    ('danet_r101', 'DANet', DDRDANet, 'ResNet101_vd', 66_456_565, 2212.143,
+     {'cityscapes_test_miou': 81.5}),
+    ('glore_r50', 'GloRe', DDRGloRe, 'ResNet50_vd', 24_772_211, 847.417,
      {'cityscapes_val_miou': 78.26, 'cityscapes_val_miou_flip': 78.61, 'cityscapes_val_miou_ms_flip': 79.12}),
-    ('emanet_r101', 'EMANet', DDREMANet, 'ResNet101_vd', None, None,
+    ('emanet_r101', 'EMANet', DDREMANet, 'ResNet101_vd', 58_978_931, 1967.171,
      {'cityscapes_val_miou': 80.00, 'cityscapes_val_miou_flip': 80.23, 'cityscapes_val_miou_ms_flip': 80.76}),
 )
 BACKBONES = {name: backbone for name, _, _, backbone, _, _, _ in ZOO}
