@@ -82,10 +82,11 @@ def plain_upsample_argmax(logits, size):
     return out
 
 
-def upsample_argmax(logits, size, stats=None):
+def upsample_argmax(logits, size, stats=None, threads=1):
     """``argmax(bilinear_upsample(logits, size), axis=1)`` exactly, computing the upsample
     only around class boundaries. ``logits`` float32 [N, C, h, w] -> int32 [N, H, W].
-    ``stats`` (a dict) receives the share of output pixels that needed the full computation."""
+    ``stats`` (a dict) receives the share of output pixels that needed the full computation;
+    ``threads`` share the boundary rows."""
     logits = np.asarray(logits)
     if logits.ndim != 4:
         raise ValueError(f'logits must be [N, C, h, w], got shape {logits.shape}')
@@ -114,19 +115,31 @@ def upsample_argmax(logits, size, stats=None):
         uniform = ((t00 == t01) & (t00 == t10) & (t00 == t11) & sure[rlo][:, clo] & sure[rlo][:, chi] &
                    sure[rhi][:, clo] & sure[rhi][:, chi])
         label = np.repeat(np.repeat(t00.astype(np.int32), ylen, axis=0), xlen, axis=1)
-        # the rest: per row of cells, the columns of its non-uniform cells, fully interpolated
-        for i in np.flatnonzero(~uniform.all(axis=1)):
-            cells = np.flatnonzero(~uniform[i])
-            cols = np.concatenate([np.arange(xs[j], xs[j] + xlen[j]) for j in cells])
-            rows = slice(ys[i], ys[i] + ylen[i])
-            x0, x1 = xlo[cols], xhi[cols]
-            r0, r1 = x[:, rlo[i]], x[:, rhi[i]]  # [C, w]
-            a, b, d, e = r0[:, x0], r0[:, x1], r1[:, x0], r1[:, x1]  # [C, P]
-            v0, v1 = wy0[rows][:, None, None], wy1[rows][:, None, None]  # [R, 1, 1]
-            u0, u1 = wx0[cols][None, None], wx1[cols][None, None]  # [1, 1, P]
-            up = a[None] * (v0 * u0) + b[None] * (v0 * u1) + d[None] * (v1 * u0) + e[None] * (v1 * u1)
-            label[rows, cols] = up.argmax(axis=1)
-            full += up.shape[0] * up.shape[2]
+        # the rest: per row of cells, the columns of its non-uniform cells, fully interpolated;
+        # rows of cells are independent (disjoint output rows): shared among ``threads``
+        todo = np.flatnonzero(~uniform.all(axis=1))
+
+        def interpolate(groups):
+            count = 0
+            for i in groups:
+                cells = np.flatnonzero(~uniform[i])
+                cols = np.concatenate([np.arange(xs[j], xs[j] + xlen[j]) for j in cells])
+                rows = slice(ys[i], ys[i] + ylen[i])
+                x0, x1 = xlo[cols], xhi[cols]
+                r0, r1 = x[:, rlo[i]], x[:, rhi[i]]  # [C, w]
+                a, b, d, e = r0[:, x0], r0[:, x1], r1[:, x0], r1[:, x1]  # [C, P]
+                v0, v1 = wy0[rows][:, None, None], wy1[rows][:, None, None]  # [R, 1, 1]
+                u0, u1 = wx0[cols][None, None], wx1[cols][None, None]  # [1, 1, P]
+                up = a[None] * (v0 * u0) + b[None] * (v0 * u1) + d[None] * (v1 * u0) + e[None] * (v1 * u1)
+                label[rows, cols] = up.argmax(axis=1)
+                count += up.shape[0] * up.shape[2]
+            return count
+        if threads > 1 and len(todo) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+            with ThreadPoolExecutor(threads) as pool:  # NumPy releases the GIL in its array loops
+                full += sum(pool.map(interpolate, [todo[t::threads] for t in range(threads)]))
+        else:
+            full += interpolate(todo)
         out[k] = label
     if stats is not None:
         stats['full_share'] = full / max(n * H * W, 1)
@@ -211,6 +224,7 @@ class FastHeadRunner(ExportedModelPredictor):
             raise
         super().__init__(deploy['transforms'], 'argmax', self.inner.meta)
         self.transforms_cfg = deploy['transforms']
+        self.threads = int(cpu_threads or len(os.sched_getaffinity(0)))
         self.engine, self.precision, self.model_file = engine, precision, deploy['onnx_model']
         # the engine's share of ``times['inference']`` and the fast head's
         self.head_times = {'network': 0.0, 'upsample_argmax': 0.0}
@@ -220,7 +234,7 @@ class FastHeadRunner(ExportedModelPredictor):
         t0 = time.perf_counter()
         logits = self.inner.run(batch)
         t1 = time.perf_counter()
-        labels = upsample_argmax(logits, batch.shape[2:], self.stats)
+        labels = upsample_argmax(logits, batch.shape[2:], self.stats, self.threads)
         self.head_times['network'] += t1 - t0
         self.head_times['upsample_argmax'] += time.perf_counter() - t1
         return labels
