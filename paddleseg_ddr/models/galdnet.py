@@ -137,6 +137,8 @@ class GALDNet(nn.Layer):
         head_channels (int, optional): Width of the GALD head. Default: 512.
         aux_head (bool, optional): Build ``dsn`` on layer3 (logits returned in training only).
             Default: True.
+        in_channels (int, optional): Input channels of the built backbone (PaddleSeg's builder
+            passes the dataset's). Default: 3.
         pretrained (str, optional): ``.pdparams`` of the whole model (e.g. a converted release
             checkpoint or ImageNet backbone, tools/convert_weights.py). Default: None.
     Returns (from forward):
@@ -147,9 +149,10 @@ class GALDNet(nn.Layer):
     TRAIN_ONLY_PREFIXES = ('dsn.',)
     CLASSIFIER_PREFIXES = ('head.bottleneck.3.', 'dsn.4.')
 
-    def __init__(self, num_classes, backbone=None, depth=101, head_channels=512, aux_head=True, pretrained=None):
+    def __init__(self, num_classes, backbone=None, depth=101, head_channels=512, aux_head=True, pretrained=None,
+                 in_channels=3):
         super().__init__()
-        self.backbone = DeepStemResNet(depth) if backbone is None else backbone
+        self.backbone = DeepStemResNet(depth, in_channels=in_channels) if backbone is None else backbone
         channels = self.backbone.feat_channels
         self.head = GALDHead(channels[3], head_channels, num_classes)
         self.dsn = nn.Sequential(nn.Conv2D(channels[2], head_channels, 3, padding=1), nn.BatchNorm2D(head_channels),

@@ -123,6 +123,8 @@ class GFFNet(nn.Layer):
         depth (int, optional): 50 or 101, when ``backbone`` is None. Default: 101 (the paper's).
         aux_head (bool, optional): Build ``dsn`` on layer3 (logits returned in training only).
             Default: True.
+        in_channels (int, optional): Input channels of the built backbone (PaddleSeg's builder
+            passes the dataset's). Default: 3.
         pretrained (str, optional): ``.pdparams`` of the whole model (e.g. the release's
             ImageNet ``resnet101-deep.pth`` converted by tools/convert_weights.py). Default: None.
     Returns (from forward):
@@ -133,9 +135,10 @@ class GFFNet(nn.Layer):
     TRAIN_ONLY_PREFIXES = ('dsn.',)
     CLASSIFIER_PREFIXES = ('gff_head.cls.6.', 'dsn.4.')
 
-    def __init__(self, num_classes, backbone=None, depth=101, aux_head=True, pretrained=None):
+    def __init__(self, num_classes, backbone=None, depth=101, aux_head=True, pretrained=None,
+                 in_channels=3):
         super().__init__()
-        self.backbone = DeepStemResNet(depth) if backbone is None else backbone
+        self.backbone = DeepStemResNet(depth, in_channels=in_channels) if backbone is None else backbone
         channels = self.backbone.feat_channels
         self.ppm = PPM(channels[3])
         self.gff_head = GFFDFPHead((channels[0], channels[2], 256), num_classes)
