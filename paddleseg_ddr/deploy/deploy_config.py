@@ -62,7 +62,7 @@ PRECISION_ENTRY_KEYS = (*FILE_KEYS, 'info')
 # metadata; tools/quantize.py adds precisions (see record_precision).
 DEPLOY_KEYS = (*FILE_KEYS, 'precision', 'precisions', 'transforms', 'input_shape', 'output_op', 'output_dtype',
                'class_names', 'palette', 'label_ids')
-QUANTIZE_HINT = 'tools/quantize.py (python tools/quantize.py --help)'
+QUANTIZE_HINT = 'tools/quantize.py (python tools/quantize.py --config <training config> --model_dir <export>)'
 
 
 def deploy_paths(path):
@@ -319,7 +319,8 @@ def select_precision(deploy, precision, deploy_file):
     if wanted not in entries:
         model_dir = os.path.dirname(os.path.abspath(deploy_file))
         has = ', '.join([main, *entries])
-        make = (f"make one from this export with {QUANTIZE_HINT}" if wanted == 'int8' else
+        make = ("make one from this export with python tools/quantize.py --config <training config> --model_dir "
+                f"{model_dir}" if wanted == 'int8' else
                 'export the trained model again with export.py')
         raise UserError(f"'{model_dir}' has no {wanted} model (its deploy.yaml lists: {has}): {make}, or run "
                         f"--precision {main}.")
