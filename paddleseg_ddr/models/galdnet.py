@@ -188,8 +188,8 @@ manager.MODELS.add_component(GALDNet)
 # 71,394,790 with dsn; tests/models/test_galdnet.py); GMACs: convolutions at 1024x2048
 # (models/complexity.py, measured). Published Cityscapes test mIoU (paper, fine data only).
 for _name, _factory, _params, _gmacs, _published in (
-        ('galdnet_r50', GALDNet_R50, 47_672_787, None, {'cityscapes_test_miou': 80.8}),
-        ('galdnet_r101', GALDNet_R101, 66_664_915, None, {'cityscapes_test_miou': 81.8})):
+        ('galdnet_r50', GALDNet_R50, 47_672_787, 1649.072, {'cityscapes_test_miou': 80.8}),
+        ('galdnet_r101', GALDNet_R101, 66_664_915, 2276.987, {'cityscapes_test_miou': 81.8})):
     register_variant(Variant(name=_name, family='GALD-Net', model_type=_factory.__name__, factory=_factory,
                              params=_params, gmacs=_gmacs, reference=('torch_galdnet', _name), published=_published,
                              convert=convert))

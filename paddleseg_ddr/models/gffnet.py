@@ -168,5 +168,5 @@ manager.MODELS.add_component(GFFNet)
 # (tests/models/test_gffnet.py; the paper gives no count); GMACs: convolutions at 1024x2048
 # (models/complexity.py, measured). Published: Cityscapes test mIoU (paper, ResNet-101).
 register_variant(Variant(name='gffnet_r101', family='GFF-Net', model_type='GFFNet_R101', factory=GFFNet_R101,
-                         params=58_973_504, gmacs=None, reference=('torch_gffnet', 'gffnet_r101'),
+                         params=58_973_504, gmacs=2128.685, reference=('torch_gffnet', 'gffnet_r101'),
                          published={'cityscapes_test_miou': 82.3}, convert=convert))
