@@ -80,9 +80,8 @@ def test_converted_checkpoint_gives_the_releases_logits(release, checkpoint, mod
     for size in SIZES:
         x = rng.normal(size=(1, 3, *size)).astype(np.float32)
         with torch.no_grad():
-            ref = TF.interpolate(release(torch.from_numpy(x))[0], size=size, mode='bilinear',
-                                 align_corners=True).numpy()
-            layer3 = release.features(torch.from_numpy(x))[2]
+            _, _, layer3, layer4 = release.features(torch.from_numpy(x))  # release(x)[0] is head(layer4)
+            ref = TF.interpolate(release.head(layer4), size=size, mode='bilinear', align_corners=True).numpy()
             ref_dsn = release.dsn(layer3).numpy()
         with paddle.no_grad():
             ours = model(paddle.to_tensor(x))[0].numpy()
@@ -162,3 +161,33 @@ def test_wrong_files_are_refused_before_loading(release, model, tmp_path):
     with pytest.raises(UserError, match='checkpoint not found'):
         convert(model, str(tmp_path / 'missing.pth'))
     assert np.array_equal(model.state_dict()['backbone.layer1.0.conv1.weight'].numpy(), before)
+
+
+@pytest.mark.parametrize('config, model_type, iters', [
+    ('dgcnet/dgcnet_r101_cityscapes_832x832_60k.yml', 'DGCNet_R101', 60000),
+    ('dgcnet/dgcnet_r50_cityscapes_832x832_50k.yml', 'DGCNet_R50', 50000),
+    ('quickstart/dgcnet_r50_mini_cityscapes.yml', 'DGCNet_R50', 100)])
+def test_configs_are_the_releases_recipe(config, model_type, iters):
+    """exp/train_dualseg_r_{50,101}_city_finetrain.sh, train_distribute.py and libs/core/loss.py:
+    OHEM (0.7, 100000 per card of 1 image) on the main logits + 0.4 CE on dsn, SGD 0.01 poly 0.9,
+    weight decay 5e-4, crop 832, scale 0.7-2.1; the config builds its model."""
+    import os
+
+    from paddleseg_ddr.engine import Builder, load_config
+    root = os.path.join(os.path.dirname(__file__), '..', '..', 'configs')
+    cfg = load_config(os.path.join(root, config), opts=['model.pretrained=None'])
+    dic = cfg.dic
+    assert dic['model']['type'] == model_type and dic['iters'] == iters and dic['model']['aux_head']
+    (ohem, ce), coef = dic['loss']['types'], dic['loss']['coef']
+    assert (ohem['type'], ohem['thresh'], ce['type'], coef) == ('DDROhemCrossEntropyLoss', 0.7,
+                                                                  'DDRCrossEntropyLoss', [1, 0.4])
+    assert ohem['weight'] is None and ce['weight'] is None
+    if not config.startswith('quickstart'):
+        assert dic['batch_size'] == 1 and ohem['min_kept'] == 100000
+        scale, crop = dic['train_dataset']['transforms'][:2]
+        assert (scale['min_scale_factor'], scale['max_scale_factor'], scale['scale_step_size']) == (0.7, 2.1, 0.1)
+        assert crop['crop_size'] == [832, 832]
+        assert (dic['lr_scheduler']['learning_rate'], dic['lr_scheduler']['power'], dic['optimizer']['weight_decay'],
+                dic['optimizer']['momentum']) == (0.01, 0.9, 5.0e-4, 0.9)
+    with paddle.LazyGuard():
+        assert type(Builder(cfg).model).__name__ == 'DGCNet'
