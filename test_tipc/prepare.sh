@@ -70,16 +70,26 @@ case ${model_name} in
         echo "VOC inference images: $(wc -l < ${data}/mini_voc/infer.list) in ${data}/mini_voc/infer.list" ;;
 esac
 
-if [ "${MODE}" = "whole_infer" ]; then
-    infer_model=$(func_parser_value "${lines[36]}")
+# The weights whole_infer exports (train_infer_python.txt: infer_model, line 36; its trainer,
+# line 15), and those a PTQ chain quantizes in either of its modes (train_ptq_infer_python.txt:
+# --model_path, line 12; weights_train, line 13).
+ptq=false
+if [[ "${lines[0]}" == *ptq_params* ]]; then ptq=true; fi
+if [ "${MODE}" = "whole_infer" ] || ${ptq}; then
+    if ${ptq}; then
+        infer_model=$(func_parser_value "${lines[12]}")
+        train_cmd=$(func_parser_value "${lines[13]}")
+    else
+        infer_model=$(func_parser_value "${lines[36]}")
+        train_cmd=$(func_parser_value "${lines[15]}")
+    fi
     mkdir -p "$(dirname "${infer_model}")"
     if [ -n "${WEIGHTS}" ]; then
         cp "${WEIGHTS}" "${infer_model}"
     elif [ ! -f "${infer_model}" ]; then   # no weights given: a short training makes some
-        train_cmd=$(func_parser_value "${lines[15]}")
-        out=test_tipc/output/${model_name}/whole_infer_weights
+        out=test_tipc/output/${model_name}/${MODE}_weights
         ${python} ${train_cmd} --iters 10 --save_dir "${out}"
         cp "${out}/best_model/model.pdparams" "${infer_model}"
     fi
-    echo "weights for whole_infer: ${infer_model}"
+    echo "weights for ${MODE}: ${infer_model}"
 fi
