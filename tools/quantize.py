@@ -6,7 +6,8 @@
     python tools/quantize.py --config <training config> --model_path output/best_model/model.pdparams \\
         --model_dir output/inference --calib_images 16
 
-Writes <model_dir>/model.int8.onnx (ONNX Runtime QDQ: int8 convolutions, the rest float) and
+Writes <model_dir>/model.int8.onnx (ONNX Runtime QDQ: int8 convolutions but the first and the
+classifier, the rest float) and
 records it in deploy.yaml (precisions.int8). Evaluate and run it with --precision int8:
     python val.py --config <training config> --model_dir output/inference --engine onnxruntime --precision int8
 """
@@ -14,7 +15,7 @@ import argparse
 import os
 
 from paddleseg_ddr.cli import run
-from paddleseg_ddr.deploy.quantize import DEFAULT_OPS, METHODS
+from paddleseg_ddr.deploy.quantize import DEFAULT_OPS, KEEP_FLOAT, METHODS
 from paddleseg_ddr.errors import UserError
 
 
@@ -30,7 +31,10 @@ def parser():
                    'their activations are held in memory during calibration), '
                    'drawn deterministically with --seed.')
     p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--method', default='minmax', choices=METHODS, help='Calibration of the activation ranges.')
+    p.add_argument('--method', default='percentile', choices=METHODS,
+                   help='Calibration of the activation ranges (default percentile, 99.999%%).')
+    p.add_argument('--keep_float', nargs='+', default=list(KEEP_FLOAT), metavar='CONV',
+                   help="Convolutions left in float: first_conv, last_conv (the classifier; default both), or none.")
     p.add_argument('--quantize_ops', nargs='+', default=list(DEFAULT_OPS), metavar='OP',
                    help="ONNX op types to quantize (default: Conv; 'all': every op ONNX Runtime can).")
     p.add_argument('--opts', nargs='+', default=None, metavar='KEY=VALUE', help='Override config entries.')
@@ -53,7 +57,8 @@ def main(argv=None):
         export_main(['--config', args.config, '--model_path', args.model_path, '--save_dir', args.model_dir,
                      '--format', 'onnx'] + (['--opts', *args.opts] if args.opts else []))
     ops = None if args.quantize_ops == ['all'] else args.quantize_ops
-    entry = quantize_from_config(cfg, args.model_dir, args.calib_images, args.method, ops, args.seed,
+    keep = [] if args.keep_float == ['none'] else args.keep_float
+    entry = quantize_from_config(cfg, args.model_dir, args.calib_images, args.method, ops, keep, args.seed,
                                  config_path=args.config)
     print(f"Wrote {os.path.join(args.model_dir, entry['onnx_model'])} (precisions.int8 in deploy.yaml)")
     return entry
