@@ -8,7 +8,7 @@ Parameters and GMACs (convolution multiply-accumulates, the paper's "GFLOPs") co
 model. The config's model (random weights, or the checkpoint ``--model_path``) is exported once
 (Paddle graph + ONNX; ``--model_dir`` uses an existing export instead, e.g. one holding an int8
 model from tools/quantize.py); every (engine, precision, head) then runs in its own fresh
-process, so its peak memory (RSS high-water mark) is its own, on the same preprocessed image:
+process, so its peak memory (RSS high-water mark, /proc VmHWM) is its own, on the same preprocessed image:
 warm-up runs, then timed runs of image tensor -> full-size label map; latency median and p90,
 FPS. Engines:
   dygraph        the Paddle model, eager, full-size label map (forward + argmax), fp32
@@ -237,11 +237,11 @@ def child(args):
     if args.breakdown:
         print('RESULT ' + json.dumps(stage_breakdown(args)))
         return
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_before = peak_rss_kib()
     with tempfile.TemporaryDirectory() as workdir:
         run, labels = engine_runner(args, workdir)
         times = time_runs(run, args.warmup, args.repeats)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+        peak = peak_rss_kib()
         out = labels() if args.labels_out else None
     if out is not None:
         import numpy as np
@@ -249,6 +249,20 @@ def child(args):
     print('RESULT ' + json.dumps({'engine': args.child, 'graph': args.graph, 'precision': args.precision,
                                   'head': args.head, 'times': times, 'peak_rss_mb': peak / 1024,
                                   'startup_rss_mb': rss_before / 1024}))
+
+
+def peak_rss_kib():
+    """This process's resident-set high-water mark in KiB: /proc's VmHWM, which starts afresh
+    at exec (getrusage's ru_maxrss survives exec, so a child would inherit the parent's peak
+    from before it started), else ru_maxrss."""
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('VmHWM:'):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def _best_rate(run, n, threads):
