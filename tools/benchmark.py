@@ -410,6 +410,8 @@ def plan_paths(args, int8_available):
                         why = 'ONNX Runtime has no bf16 convolutions on the CPU'
                     elif precision == 'int8' and not int8_available.get(graph):
                         why = 'the export has no int8 model (tools/quantize.py makes one; pass --model_dir)'
+                    elif precision == 'int8' and not int8_available[graph] & INT8_FILES.get(engine, set()):
+                        why = f"the export's int8 model has no file {engine} reads ({', '.join(sorted(int8_available[graph]))})"
                     if why:
                         if head == 'runtime' and (name, precision, why) not in skipped:
                             skipped.append((name, precision, why))
@@ -495,7 +497,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as workdir:
         exports = prepare_exports(args, workdir)
         image, input_npy = prepare_input(args, exports[args.graphs[0]], workdir)
-        int8_available = {g: 'int8' in export_precisions(d) for g, d in exports.items()}
+        int8_available = {g: int8_files(d) for g, d in exports.items()}
         peaks = run_child(['--child', 'peaks'], args, model_type)
         if 'error' in peaks:
             raise UserError(f"measuring the matrix-multiply peaks failed: {peaks['error']}")
@@ -590,9 +592,19 @@ def label_file_name(row):
     return f"{row['engine']}_{row['precision']}_{row['head']}_{row['graph']}.npy"
 
 
-def export_precisions(model_dir):
-    from paddleseg_ddr.deploy.deploy_config import available_precisions, read_deploy_config
-    return available_precisions(read_deploy_config(model_dir, required=()))
+# the int8 model files each engine reads (deploy.yaml precisions.int8)
+INT8_FILES = {'paddle': {'model'}, 'paddle_onednn': {'model'}, 'onnxruntime': {'onnx_model'},
+              'openvino': {'onnx_model', 'openvino_model'}}
+
+
+def int8_files(model_dir):
+    """The file keys of the export's int8 model (empty if it has none)."""
+    from paddleseg_ddr.deploy.deploy_config import read_deploy_config
+    deploy = read_deploy_config(model_dir, required=())
+    if deploy.get('precision', 'fp32') == 'int8':
+        return {k for k in INT8_FILES['openvino'] | {'model'} if deploy.get(k)}
+    entry = (deploy.get('precisions') or {}).get('int8') or {}
+    return {k for k in entry if k != 'info'}
 
 
 def prepare_exports(args, workdir):

@@ -103,7 +103,7 @@ def test_goal_ratios_and_skips_from_rows():
     class Args:
         graphs, engines, precisions, heads = ['fused'], ['paddle', 'onnxruntime', 'torch'], ['fp32', 'int8'], \
             ['runtime', 'fast']
-    paths, skipped = benchmark.plan_paths(Args, {'fused': False})
+    paths, skipped = benchmark.plan_paths(Args, {'fused': set()})
     assert paths == [('fused', 'paddle', 'fp32', 'runtime'), ('fused', 'onnxruntime', 'fp32', 'runtime'),
                      ('fused', 'onnxruntime', 'fp32', 'fast'), ('fused', 'torch', 'fp32', 'runtime')]
     assert [(p, q) for p, q, _ in skipped] == [('paddle', 'int8'), ('onnxruntime', 'int8'), ('torch', 'int8')]
@@ -118,6 +118,11 @@ def test_goal_ratios_and_skips_from_rows():
     assert goals['fp32_fastest']['speedup_vs_torch'] == pytest.approx(1.5)
     assert goals['bf16_fastest'] == {'path': 'openvino + fast head', 'median_s': 0.15,
                                      'agreement_with_fp32': 0.999, 'speedup_vs_torch': pytest.approx(4.0)}
+    # an int8 model ONNX Runtime can read, but no Paddle int8 graph
+    Args.precisions = ['int8']
+    paths, skipped = benchmark.plan_paths(Args, {'fused': {'onnx_model'}})
+    assert paths == [('fused', 'onnxruntime', 'int8', 'runtime'), ('fused', 'onnxruntime', 'int8', 'fast')]
+    assert [(p, q) for p, q, _ in skipped] == [('paddle', 'int8'), ('torch', 'int8')]
     assert benchmark.agreement(np.array([[1, 2], [3, 4]]), np.array([[1, 2], [0, 4]])) == 0.75
 
 
