@@ -185,6 +185,16 @@ def engine_runner(args, workdir):
     return (lambda: runner.run(x)), (lambda: runner.run(x))
 
 
+def label_set(args):
+    """The path's label maps of every --agreement_images image at its own size (deploy.yaml's
+    preprocessing, as predict.py runs them), flattened into one uint8 array."""
+    import numpy as np
+
+    from paddleseg_ddr.deploy.predict import list_images, read_bgr
+    runner = make_runner(args.child, args.precision, args.head, args.model_dir, args.cpu_threads)
+    return np.concatenate([runner(read_bgr(path)).ravel() for path, _ in list_images(args.agreement_images)])
+
+
 def stage_breakdown(args):
     """Median seconds of each stage of one path on the benchmark image: preprocessing
     (deploy.yaml's transforms), network, final upsample + argmax, postprocessing (label map to
@@ -246,6 +256,8 @@ def child(args):
     if out is not None:
         import numpy as np
         np.save(args.labels_out, np.asarray(out).astype(np.uint8))
+        if args.agreement_images and args.child in EXPORTED:
+            np.save(args.labels_out[:-4] + '.set.npy', label_set(args))
     print('RESULT ' + json.dumps({'engine': args.child, 'graph': args.graph, 'precision': args.precision,
                                   'head': args.head, 'times': times, 'peak_rss_mb': peak / 1024,
                                   'startup_rss_mb': rss_before / 1024}))
@@ -368,7 +380,7 @@ def run_engine(engine, args, model_type, graph='fused', variant=None, precision=
                model_dir=None, input_npy=None, labels_out=None, model_path=None):
     extra = ['--child', engine, '--precision', precision, '--head', head]
     for flag, value in (('--model_dir', model_dir), ('--input_npy', input_npy), ('--labels_out', labels_out),
-                        ('--model_path', model_path)):
+                        ('--model_path', model_path), ('--agreement_images', args.agreement_images)):
         if value:
             extra += [flag, value]
     result = run_child(extra, args, model_type, graph, variant)
@@ -454,6 +466,9 @@ def main(argv=None):
     p.add_argument('--graphs', nargs='+', default=['fused'], choices=['fused', 'train'],
                    help='Graphs the Paddle engines run: fused (re-parameterised, as exported) and/or train.')
     p.add_argument('--json', default=None, help='Also write the results here.')
+    p.add_argument('--agreement_images', default=None,
+                   help='Also measure label agreement with fp32 over these images (a folder or list file), each '
+                        'at its own size: e.g. the val images the model was trained for.')
     p.add_argument('--save_labels', default=None, help='Also keep each path\'s label map here (<path>.npy).')
     p.add_argument('--peak_sizes', nargs='+', type=int, default=[2048, 4096], help=argparse.SUPPRESS)
     p.add_argument('--graph', default='fused', help=argparse.SUPPRESS)
@@ -511,6 +526,8 @@ def main(argv=None):
             row['path'] = path_name(engine, precision, head, graph)
             if os.path.isfile(labels_out):
                 row['_labels'] = np.load(labels_out)
+            if os.path.isfile(labels_out[:-4] + '.set.npy'):
+                row['_set'] = np.load(labels_out[:-4] + '.set.npy')
             rows.append(row)
             print(f"{row['path']} {precision}: " + (f"failed: {row['error']}" if 'error' in row else
                                                       f"{float(np.median(row['times'])):.3f} s"), flush=True)
@@ -528,9 +545,13 @@ def main(argv=None):
                 row['percent_of_peak'] = 100 * row['gflops'] / peak_of[row['precision']]
             if reference is not None and '_labels' in row:
                 row['agreement_with_fp32'] = agreement(row['_labels'], reference['_labels'])
+            if reference is not None and '_set' in row and '_set' in reference:
+                row['agreement_images_with_fp32'] = agreement(row['_set'], reference['_set'])
             if args.save_labels and '_labels' in row:
                 os.makedirs(args.save_labels, exist_ok=True)
                 np.save(os.path.join(args.save_labels, label_file_name(row)), row['_labels'])
+                if '_set' in row:
+                    np.save(os.path.join(args.save_labels, label_file_name(row)[:-4] + '.set.npy'), row['_set'])
         breakdown = []
         for precision in PRECISIONS:
             done = [r for r in rows if 'median_s' in r and r['precision'] == precision and
@@ -573,6 +594,7 @@ def main(argv=None):
         print('\nGoals (issue 15): ' + '; '.join(goals['lines']))
     for row in rows:
         row.pop('_labels', None)
+        row.pop('_set', None)
     result = {'model': model_type, 'config': args.config, 'weights': weights, 'model_dir': args.model_dir,
               'input_shape': args.input_shape, 'params': params, 'params_fused': params_fused,
               'gmacs': macs / 1e9, 'gmacs_train_graph': macs_train / 1e9, 'cpu_threads': args.cpu_threads,
@@ -690,8 +712,12 @@ def goal_ratios(rows):
         if torch_row:
             entry['speedup_vs_torch'] = torch_row['median_s'] / best['median_s']
             line += f", {entry['speedup_vs_torch']:.2f}x PyTorch eager (goal 3x)"
+        if best.get('agreement_images_with_fp32') is not None:
+            entry['agreement_images_with_fp32'] = best['agreement_images_with_fp32']
         if best.get('agreement_with_fp32') is not None:
             line += f", label agreement with fp32 {100 * best['agreement_with_fp32']:.2f}%"
+            if best.get('agreement_images_with_fp32') is not None:
+                line += f" ({100 * best['agreement_images_with_fp32']:.2f}% on --agreement_images)"
             if precision == 'bf16':
                 line += ' (goal 99.5%)'
         goals[f'{precision}_fastest'] = entry
@@ -710,6 +736,8 @@ def format_table(rows, reference):
         pct = f"{row['percent_of_peak']:.0f}%" if 'percent_of_peak' in row else '—'
         if 'agreement_with_fp32' in row:
             agree = 'reference' if row is reference else f"{100 * row['agreement_with_fp32']:.2f}%"
+            if 'agreement_images_with_fp32' in row and row is not reference:
+                agree += f" ({100 * row['agreement_images_with_fp32']:.2f}% on --agreement_images)"
         else:
             agree = '— (random weights, logits at 1/8)' if row['engine'] == 'torch' else '—'
         lines.append(f"| {row['path']} | {row['precision']} | {row['median_s']:.3f} | {row['p90_s']:.3f} | "

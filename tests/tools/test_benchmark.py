@@ -28,9 +28,15 @@ def engines_run(tmp_path_factory):
     the RDRNet test below.)"""
     tmp_path = tmp_path_factory.mktemp('bench')
     labels = tmp_path / 'labels'
+    images = tmp_path / 'images'  # two small images of other sizes for --agreement_images
+    images.mkdir()
+    import cv2
+    for i, (h, w) in enumerate(((40, 56), (48, 40))):
+        cv2.imwrite(str(images / f'{i}.png'), (np.random.default_rng(i).random((h, w, 3)) * 255).astype(np.uint8))
     result, stdout = run_benchmark(tmp_path, '--config', CONFIG, '--input_shape', '1', '3', '64', '128',
                                    '--warmup', '0', '--repeats', '2', '--precisions', 'fp32', 'bf16',
                                    '--heads', 'runtime', 'fast', '--save_labels', str(labels),
+                                   '--agreement_images', str(images),
                                    '--engines', 'paddle_onednn', 'openvino', 'torch')
     return result, stdout, labels
 
@@ -58,6 +64,7 @@ def test_agreement_and_percent_of_peak_recomputed_independently(engines_run):
     result, _, labels = engines_run
     reference = np.load(labels / 'paddle_onednn_fp32_runtime_fused.npy')
     assert reference.shape == (1, 64, 128)
+    reference_set = np.load(labels / 'paddle_onednn_fp32_runtime_fused.set.npy')
     peaks = result['matmul_peaks']
     assert set(peaks) == {'fp32', 'bf16', 'int8'} and peaks['fp32']['numpy'] > 1
     assert result['sgemm_peak_gflops'] == peaks['fp32']
@@ -68,6 +75,10 @@ def test_agreement_and_percent_of_peak_recomputed_independently(engines_run):
             continue
         mine = np.load(labels / f"{row['engine']}_{row['precision']}_{row['head']}_fused.npy")
         assert row['agreement_with_fp32'] == pytest.approx(np.mean(mine == reference), abs=1e-12)
+        # over --agreement_images: every pixel of the two images (40x56 + 48x40)
+        mine_set = np.load(labels / f"{row['engine']}_{row['precision']}_{row['head']}_fused.set.npy")
+        assert mine_set.shape == (40 * 56 + 48 * 40,)
+        assert row['agreement_images_with_fp32'] == pytest.approx(np.mean(mine_set == reference_set), abs=1e-12)
         peak = max(peaks[row['precision']].values())
         assert row['percent_of_peak'] == pytest.approx(100 * flops / row['median_s'] / 1e9 / peak)
     rows = {(r['engine'], r['precision'], r['head']): r for r in result['engines']}
