@@ -234,9 +234,15 @@ def stage_breakdown(args):
     post = time_runs(postprocess, 1, repeats)
     stats = {}
     upsample_argmax(x['logits'], size, stats)
-    return {'preprocess': float(np.median(pre)), 'network': float(np.median(network)),
-            'upsample_argmax': float(np.median(head)), 'postprocess': float(np.median(post)),
-            'whole_run': float(np.median(whole)), 'boundary_pixel_share': stats['full_share']}
+    result = {'preprocess': float(np.median(pre)), 'network': float(np.median(network)),
+              'upsample_argmax': float(np.median(head)), 'postprocess': float(np.median(post)),
+              'whole_run': float(np.median(whole)), 'boundary_pixel_share': stats['full_share']}
+    if args.head == 'fast':  # the same engine's own head, timed in this process too
+        plain = make_runner(args.child, args.precision, 'runtime', args.model_dir, args.cpu_threads)
+        result['runtime_head_whole_run'] = float(np.median(time_runs(lambda: plain.run(x['x']), args.warmup,
+                                                                     repeats)))
+        result['runtime_upsample_argmax'] = max(result['runtime_head_whole_run'] - result['network'], 0.0)
+    return result
 
 
 def child(args):
@@ -581,14 +587,16 @@ def main(argv=None):
     if breakdown:
         print('\nWhere the time goes (fastest ONNX path per precision, median s per image):\n')
         print('| path | precision | preprocessing | network | final upsample + argmax | postprocessing | '
-              'boundary pixels fully interpolated |')
-        print('| --- | --- | --- | --- | --- | --- | --- |')
+              'boundary pixels fully interpolated | the runtime\'s own upsample + argmax |')
+        print('| --- | --- | --- | --- | --- | --- | --- | --- |')
         for b in breakdown:
             if 'error' in b:
-                print(f"| {b['path']} | {b['precision']} | failed: {b['error']} | | | | |")
+                print(f"| {b['path']} | {b['precision']} | failed: {b['error']} | | | | | |")
                 continue
+            own = f"{b['runtime_upsample_argmax']:.3f}" if 'runtime_upsample_argmax' in b else '(this path)'
             print(f"| {b['path']} | {b['precision']} | {b['preprocess']:.3f} | {b['network']:.3f} | "
-                  f"{b['upsample_argmax']:.3f} | {b['postprocess']:.3f} | {100 * b['boundary_pixel_share']:.1f}% |")
+                  f"{b['upsample_argmax']:.3f} | {b['postprocess']:.3f} | {100 * b['boundary_pixel_share']:.1f}% | "
+                  f"{own} |")
     goals = goal_ratios(rows)
     if goals:
         print('\nGoals (issue 15): ' + '; '.join(goals['lines']))

@@ -97,6 +97,8 @@ def test_stage_breakdown_and_goals(engines_run):
         assert 'error' not in b, b
         assert all(b[k] >= 0 for k in ('preprocess', 'network', 'upsample_argmax', 'postprocess'))
         assert b['network'] > 0 and 0 <= b['boundary_pixel_share'] <= 1
+        if b['path'].endswith('fast head'):  # the engine's own head timed beside it
+            assert b['runtime_upsample_argmax'] >= 0 and b['runtime_head_whole_run'] > 0
     goals = result['goals']
     timed = [r for r in result['engines'] if r['engine'] != 'torch']
     fastest = min((r for r in timed if r['precision'] == 'fp32'), key=lambda r: r['median_s'])
