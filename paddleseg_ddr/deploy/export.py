@@ -112,11 +112,12 @@ def export_inference_model(model, save_dir, transforms, input_shape=None, output
     deploy = {'Deploy': {
         'model': MODEL_FILE, 'params': PARAMS_FILE, 'transforms': transforms,
         'input_shape': [-1 if d is None else d for d in shape], 'output_op': output_op,
-        'output_dtype': 'int32' if output_op == 'argmax' else 'float32'}}
+        'output_dtype': 'int32' if output_op == 'argmax' else 'float32',
+        # what the files were made for; tools/quantize.py adds `precisions: {int8: ...}` (PaddleSeg's
+        # readers ignore keys they do not know, and ours read a missing one as fp32)
+        'precision': 'fp32'}}
     if onnx:
         deploy['Deploy']['onnx_model'] = ONNX_FILE
-    # The graph is fp32: deploy.yaml's `precision` defaults to fp32 (PaddleSeg's exports have
-    # none), so it is left out and PaddleSeg's own readers see the keys they know.
     if meta is not None:
         deploy['Deploy'].update(meta.to_deploy())
     write_deploy_yaml(os.path.join(save_dir, DEPLOY_FILE), deploy)

@@ -34,7 +34,8 @@ def test_deploy_yaml_follows_paddleseg_and_has_no_aux_head(tmp_path, trained_lik
     with open(os.path.join(out, 'deploy.yaml')) as f:
         deploy = yaml.safe_load(f)['Deploy']
     assert deploy == {'model': 'model.json', 'params': 'model.pdiparams', 'transforms': NORMALIZE,
-                      'input_shape': [1, 3, 64, 128], 'output_op': 'argmax', 'output_dtype': 'int32'}
+                      'input_shape': [1, 3, 64, 128], 'output_op': 'argmax', 'output_dtype': 'int32',
+                      'precision': 'fp32'}
     assert sorted(os.listdir(tmp_path)) == ['m']  # no temporary directory left behind
     assert sorted(os.listdir(out)) == ['deploy.yaml', 'model.json', 'model.pdiparams']
     # the auxiliary head's weights are not in the exported graph: same size as a model built without it
