@@ -1,4 +1,5 @@
 """ONNX export of a Paddle inference graph with paddle2onnx, for ONNX Runtime."""
+import json
 import os
 
 from paddleseg.utils import logger
@@ -37,7 +38,55 @@ def paddle_to_onnx(model_file, params_file, save_file, opset=OPSET):
                             'report the operator.') from None
         if not os.path.isfile(tmp):
             raise UserError(f"paddle2onnx wrote no model for '{model_file}' (see its log above).")
+        _fix_norm_epsilons(model_file, tmp)
     return save_file
+
+
+def _norm_epsilons(model_file):
+    """The ``epsilon`` of each group_norm / instance_norm op of a PIR program (model.json), in
+    program order; None for the old program format (paddle2onnx reads its float attributes)."""
+    if not model_file.endswith('.json'):
+        return None
+    with open(model_file) as f:
+        text = f.read()
+    eps = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get('#') in ('1.group_norm', '1.instance_norm'):
+                attrs = {a.get('N'): a.get('AT', {}).get('D') for a in node.get('A', []) if isinstance(a, dict)}
+                eps.append(float(attrs['epsilon']))
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+    walk(json.loads(text))
+    return eps
+
+
+def _fix_norm_epsilons(model_file, onnx_file):
+    """paddle2onnx 2.1.0 reads PIR's float64 ``epsilon`` of group_norm as a float32 from the
+    wrong bytes: the ONNX InstanceNormalization it writes for a GroupNorm has epsilon 0 or
+    garbage (7.7e31 seen, depending on what was loaded before), so outputs were silently wrong.
+    Write the program's own epsilons back, node for node (ops convert in program order)."""
+    eps = _norm_epsilons(model_file)
+    if not eps:
+        return
+    import onnx
+    from onnx import helper
+    model = onnx.load(onnx_file)
+    nodes = [n for n in model.graph.node if n.op_type == 'InstanceNormalization']
+    if len(nodes) != len(eps):
+        raise UserError(f"'{model_file}' has {len(eps)} group/instance norm op(s) but paddle2onnx wrote "
+                        f"{len(nodes)} InstanceNormalization node(s): their epsilons cannot be checked, and "
+                        "paddle2onnx 2.1.0 writes them wrongly. Run this model with Paddle Inference "
+                        "(export without --format onnx).")
+    for node, value in zip(nodes, eps):
+        kept = [a for a in node.attribute if a.name != 'epsilon']
+        del node.attribute[:]
+        node.attribute.extend(kept + [helper.make_attribute('epsilon', value)])
+    onnx.save(model, onnx_file)
 
 
 def convert_to_onnx(model_dir, save_file=None, opset=OPSET):

@@ -96,3 +96,36 @@ def test_a_graph_paddle2onnx_cannot_convert_is_a_user_error(tmp_path, monkeypatc
     with pytest.raises(UserError, match='paddle2onnx cannot convert'):
         paddle_to_onnx(str(tmp_path / 'model.json'), str(tmp_path / 'model.pdiparams'), str(tmp_path / 'model.onnx'))
     assert not (tmp_path / 'model.onnx').exists()
+
+
+class _GroupNormNet(paddle.nn.Layer):
+    """A conv, a GroupNorm whose epsilon decides the output (near-constant groups: variance
+    ~1e-7, far below epsilon 1e-3) and a classifier: the shape of GALD-Net's non-local block."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = paddle.nn.Conv2D(3, 8, 1)
+        self.norm = paddle.nn.GroupNorm(4, 8, epsilon=1e-3)
+        self.cls = paddle.nn.Conv2D(8, 5, 1)
+
+    def forward(self, x):
+        return [self.cls(self.norm(self.conv(x)))]
+
+
+def test_group_norm_keeps_its_epsilon_in_onnx(tmp_path):
+    """paddle2onnx 2.1.0 writes GroupNorm's epsilon from the wrong bytes (0, or 7.7e31 when
+    onnxruntime was imported first, as here): ONNX Runtime must give the dygraph logits and the
+    node must carry the program's epsilon."""
+    paddle.seed(0)
+    model = _GroupNormNet()
+    model.eval()
+    out = export_inference_model(model, str(tmp_path / 'gn'), NORMALIZE, output_op='none', onnx=True)
+    import onnx
+    eps = [a.f for n in onnx.load(os.path.join(out, 'model.onnx')).graph.node
+           if n.op_type == 'InstanceNormalization' for a in n.attribute if a.name == 'epsilon']
+    assert eps == [pytest.approx(1e-3)]
+    x = (0.5 + 1e-4 * np.random.default_rng(0).normal(size=(1, 3, 16, 24))).astype(np.float32)
+    with paddle.no_grad():
+        ref = model(paddle.to_tensor(x))[0].numpy()
+    got = OnnxRuntimePredictor(out).run(x)
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
