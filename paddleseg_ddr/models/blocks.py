@@ -290,3 +290,33 @@ class RepParallel(nn.Layer):
         self.reparam_parallel = conv_with(self.parallel1[0], k1 + k2, b1 + b2)
         delattr(self, 'parallel1')
         delattr(self, 'parallel2')
+
+
+def _pool_matrix(n, bins):
+    """[bins, n] float32 matrix whose row i averages positions floor(i*n/bins) to
+    ceil((i+1)*n/bins) - 1: adaptive average pooling along one axis, from the runtime size."""
+    i = paddle.arange(bins, dtype='int64')
+    start = (i * n) // bins
+    end = ((i + 1) * n + bins - 1) // bins
+    pos = paddle.arange(n, dtype='int64')
+    inside = paddle.logical_and(pos.unsqueeze(0) >= start.unsqueeze(1), pos.unsqueeze(0) < end.unsqueeze(1))
+    return inside.astype('float32') / (end - start).astype('float32').unsqueeze(1)
+
+
+class AdaptiveAvgPool2DMatmul(nn.Layer):
+    """``nn.AdaptiveAvgPool2D(bins)`` as ``P_h @ x @ P_w^T`` with averaging matrices built from
+    the input's runtime size: the same bins, exported as matmuls that paddle2onnx converts for a
+    dynamic input shape (its adaptive pooling needs a static one)."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.bins = int(output_size[0] if isinstance(output_size, (tuple, list)) else output_size)
+        if isinstance(output_size, (tuple, list)) and output_size[0] != output_size[1]:
+            raise ValueError(f'square bins only, got {output_size}')
+
+    def forward(self, x):
+        if self.bins == 1:
+            return x.mean(axis=[2, 3], keepdim=True)
+        shape = paddle.shape(x)
+        rows, cols = _pool_matrix(shape[2], self.bins), _pool_matrix(shape[3], self.bins)
+        return paddle.matmul(paddle.matmul(rows, x), cols, transpose_y=True)

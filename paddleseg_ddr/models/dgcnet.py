@@ -21,19 +21,11 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 from paddleseg.cvlibs import manager
 
-from ..utils.weights import load_pretrained
 from .dgcnet_checkpoints import convert
-from .resnet_deep import DeepStemResNet
+from .resnet_deep import DeepStemSegNet
+from .resnet_deep import conv3x3_bn_relu as _conv_bn_relu
+from .resnet_deep import up_align_corners as _up
 from .variants import Variant, register_variant
-
-
-def _up(x, size):
-    return F.interpolate(x, size=size, mode='bilinear', align_corners=True)
-
-
-def _conv_bn_relu(in_channels, out_channels):
-    return nn.Sequential(nn.Conv2D(in_channels, out_channels, 3, padding=1, bias_attr=False),
-                         nn.BatchNorm2D(out_channels), nn.ReLU())
 
 
 class SpatialGCN(nn.Layer):
@@ -124,7 +116,7 @@ class DualGCNHead(nn.Layer):
         return self.bottleneck(paddle.concat([x, out], axis=1))
 
 
-class DGCNet(nn.Layer):
+class DGCNet(DeepStemSegNet):
     """The DGCNet segmentation network.
 
     Loaders read ``TRAIN_ONLY_PREFIXES`` (the auxiliary ``dsn`` head a deployed checkpoint
@@ -147,28 +139,14 @@ class DGCNet(nn.Layer):
         ``aux_head``), each [N, num_classes, H, W] at the input size (``align_corners=True``).
     """
 
-    TRAIN_ONLY_PREFIXES = ('dsn.',)
     CLASSIFIER_PREFIXES = ('head.bottleneck.3.', 'dsn.3.')
 
     def __init__(self, num_classes, backbone=None, depth=101, head_channels=512, aux_head=True, in_channels=3,
                  pretrained=None):
-        super().__init__()
-        self.backbone = DeepStemResNet(depth, in_channels) if backbone is None else backbone
-        channels = self.backbone.feat_channels
-        self.head = DualGCNHead(channels[3], head_channels, num_classes)
-        # The release's dsn: conv with bias, BN, no ReLU (unlike GALD's), Dropout2d(0.1), 1x1.
-        self.dsn = nn.Sequential(nn.Conv2D(channels[2], head_channels, 3, padding=1), nn.BatchNorm2D(head_channels),
-                                 nn.Dropout2D(0.1), nn.Conv2D(head_channels, num_classes, 1)) if aux_head else None
-        if pretrained:
-            load_pretrained(self, pretrained)
-
-    def forward(self, x):
-        size = paddle.shape(x)[2:]
-        _, _, layer3, layer4 = self.backbone(x)
-        logits = [self.head(layer4)]
-        if self.training and self.dsn is not None:
-            logits.append(self.dsn(layer3))
-        return [_up(logit, size) for logit in logits]
+        super().__init__(backbone, depth, in_channels)
+        self.head = DualGCNHead(self.backbone.feat_channels[3], head_channels, num_classes)
+        # the release's dsn: conv with bias, BN, no ReLU (unlike GALD's), Dropout2d(0.1), 1x1
+        self._finish(num_classes, head_channels, aux_head, dsn_relu=False, pretrained=pretrained)
 
 
 @manager.MODELS.add_component

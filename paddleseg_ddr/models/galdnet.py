@@ -29,22 +29,14 @@ import paddle.nn.functional as F
 from paddleseg.cvlibs import manager
 
 from ..errors import UserError
-from ..utils.weights import load_pretrained
 from .galdnet_checkpoints import convert
-from .resnet_deep import DeepStemResNet
+from .resnet_deep import DeepStemSegNet
+from .resnet_deep import conv3x3_bn_relu as _conv_bn_relu
+from .resnet_deep import up_align_corners as _up
 from .variants import Variant, register_variant
 
 MIN_FEATURE = 31   # smallest 1/8 map the down-sampling chain accepts
 MIN_INPUT = 239    # smallest input side giving it (stem /2, ceil max-pool /2, layer2 /2)
-
-
-def _up(x, size):
-    return F.interpolate(x, size=size, mode='bilinear', align_corners=True)
-
-
-def _conv_bn_relu(in_channels, out_channels):
-    return nn.Sequential(nn.Conv2D(in_channels, out_channels, 3, padding=1, bias_attr=False),
-                         nn.BatchNorm2D(out_channels), nn.ReLU())
 
 
 def _dw_down(channels):
@@ -122,7 +114,7 @@ class GALDHead(nn.Layer):
         return self.bottleneck(paddle.concat([x, y], axis=1))
 
 
-class GALDNet(nn.Layer):
+class GALDNet(DeepStemSegNet):
     """The GALD-Net segmentation network.
 
     Loaders read ``TRAIN_ONLY_PREFIXES`` (the auxiliary ``dsn`` head a deployed checkpoint
@@ -146,28 +138,14 @@ class GALDNet(nn.Layer):
         ``aux_head``), each [N, num_classes, H, W] at the input size (``align_corners=True``).
     """
 
-    TRAIN_ONLY_PREFIXES = ('dsn.',)
     CLASSIFIER_PREFIXES = ('head.bottleneck.3.', 'dsn.4.')
 
     def __init__(self, num_classes, backbone=None, depth=101, head_channels=512, aux_head=True, pretrained=None,
                  in_channels=3):
-        super().__init__()
-        self.backbone = DeepStemResNet(depth, in_channels=in_channels) if backbone is None else backbone
-        channels = self.backbone.feat_channels
-        self.head = GALDHead(channels[3], head_channels, num_classes)
-        self.dsn = nn.Sequential(nn.Conv2D(channels[2], head_channels, 3, padding=1), nn.BatchNorm2D(head_channels),
-                                 nn.ReLU(), nn.Dropout2D(0.1), nn.Conv2D(head_channels, num_classes, 1)) \
-            if aux_head else None
-        if pretrained:
-            load_pretrained(self, pretrained)
-
-    def forward(self, x):
-        size = paddle.shape(x)[2:]
-        _, _, layer3, layer4 = self.backbone(x)
-        logits = [self.head(layer4)]
-        if self.training and self.dsn is not None:
-            logits.append(self.dsn(layer3))
-        return [_up(logit, size) for logit in logits]
+        super().__init__(backbone, depth, in_channels)
+        self.head = GALDHead(self.backbone.feat_channels[3], head_channels, num_classes)
+        # the release's dsn: conv with bias, BN, ReLU, Dropout2d(0.1), 1x1
+        self._finish(num_classes, head_channels, aux_head, dsn_relu=True, pretrained=pretrained)
 
 
 @manager.MODELS.add_component

@@ -28,18 +28,14 @@ in the layout of ``tools/reference/torch_gffnet.py`` convert by renaming
 """
 import paddle
 import paddle.nn as nn
-import paddle.nn.functional as F
 from paddleseg.cvlibs import manager
 
 from ..utils.weights import load_pretrained
 from .gffnet_checkpoints import convert
-from .paddleseg_zoo import AdaptiveAvgPool2DMatmul
+from .blocks import AdaptiveAvgPool2DMatmul
 from .resnet_deep import DeepStemResNet
+from .resnet_deep import up_align_corners as _up
 from .variants import Variant, register_variant
-
-
-def _up(x, size):
-    return F.interpolate(x, size=size, mode='bilinear', align_corners=True)
 
 
 def _conv_bn_relu(in_channels, out_channels, kernel_size=1):
@@ -63,7 +59,7 @@ class DenseBlock(nn.Sequential):
 
 class PPM(nn.Layer):
     """PSPNet's pyramid pooling: per bin, adaptive average pooling (exportable form, see
-    :class:`.paddleseg_zoo.AdaptiveAvgPool2DMatmul`), 1x1 conv+BN+ReLU, up-sampling; the
+    :class:`.blocks.AdaptiveAvgPool2DMatmul`), 1x1 conv+BN+ReLU, up-sampling; the
     input and all scales concatenated, then a 3x3 conv+BN+ReLU."""
 
     def __init__(self, in_channels, channels=512, out_channels=256, bins=(1, 2, 3, 6)):

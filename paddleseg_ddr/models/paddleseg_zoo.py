@@ -48,6 +48,7 @@ from paddleseg.models.pspnet import PSPNet as _PaddleSegPSPNet
 from ..errors import UserError
 from ..utils.weights import load_pretrained
 from .bisenet import _fold_paddleseg_conv_bn, resolve_pretrained
+from .blocks import AdaptiveAvgPool2DMatmul
 from .variants import Variant, register_variant
 
 BACKBONE_DEPTHS = (18, 34, 50, 101, 152)
@@ -83,36 +84,6 @@ def _no_aux_head(model, aux_head):
     if aux_head:
         raise UserError(f'{model} has no auxiliary head (PaddleSeg\'s recipe trains the main head only): '
                         'remove model.aux_head or set it to False.')
-
-
-def _pool_matrix(n, bins):
-    """[bins, n] float32 matrix whose row i averages positions floor(i*n/bins) to
-    ceil((i+1)*n/bins) - 1: adaptive average pooling along one axis, from the runtime size."""
-    i = paddle.arange(bins, dtype='int64')
-    start = (i * n) // bins
-    end = ((i + 1) * n + bins - 1) // bins
-    pos = paddle.arange(n, dtype='int64')
-    inside = paddle.logical_and(pos.unsqueeze(0) >= start.unsqueeze(1), pos.unsqueeze(0) < end.unsqueeze(1))
-    return inside.astype('float32') / (end - start).astype('float32').unsqueeze(1)
-
-
-class AdaptiveAvgPool2DMatmul(nn.Layer):
-    """``nn.AdaptiveAvgPool2D(bins)`` as ``P_h @ x @ P_w^T`` with averaging matrices built from
-    the input's runtime size: the same bins, exported as matmuls that paddle2onnx converts for a
-    dynamic input shape (its adaptive pooling needs a static one)."""
-
-    def __init__(self, output_size):
-        super().__init__()
-        self.bins = int(output_size[0] if isinstance(output_size, (tuple, list)) else output_size)
-        if isinstance(output_size, (tuple, list)) and output_size[0] != output_size[1]:
-            raise ValueError(f'square bins only, got {output_size}')
-
-    def forward(self, x):
-        if self.bins == 1:
-            return x.mean(axis=[2, 3], keepdim=True)
-        shape = paddle.shape(x)
-        rows, cols = _pool_matrix(shape[2], self.bins), _pool_matrix(shape[3], self.bins)
-        return paddle.matmul(paddle.matmul(rows, x), cols, transpose_y=True)
 
 
 class _ZooModel:

@@ -24,13 +24,14 @@ release checkpoints (``backbone.conv1.0.weight`` ...) match.
 Parameters (trainable, no fc): ResNet-50 23,631,808 (23.63 M), ResNet-101 42,623,936 (42.62 M),
 equal to the release's (tests/models/test_resnet_deep.py).
 """
+import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 from paddleseg.cvlibs import manager
 from paddleseg.utils import logger
 
 from ..errors import UserError
-from ..utils.weights import read_params
+from ..utils.weights import load_pretrained, read_params
 from .blocks import ResNetBottleneck, make_stage
 
 DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
@@ -118,3 +119,47 @@ def DeepStemResNet50(**kwargs):
 def DeepStemResNet101(**kwargs):
     """Dilated deep-stem ResNet-101 (42.62 M parameters). See :class:`DeepStemResNet`."""
     return DeepStemResNet(depth=101, **kwargs)
+
+
+def up_align_corners(x, size):
+    """The release's resize of logits to the input (and inside its heads): bilinear,
+    ``align_corners=True``."""
+    return F.interpolate(x, size=size, mode='bilinear', align_corners=True)
+
+
+def conv3x3_bn_relu(in_channels, out_channels):
+    """The release heads' 3x3 conv (no bias) + BN + ReLU."""
+    return nn.Sequential(nn.Conv2D(in_channels, out_channels, 3, padding=1, bias_attr=False),
+                         nn.BatchNorm2D(out_channels), nn.ReLU())
+
+
+class DeepStemSegNet(nn.Layer):
+    """What the release's models on this backbone share (GALD-Net, DGCNet): the backbone as
+    ``self.backbone``, a ``head`` on layer4, the auxiliary ``dsn`` head on layer3 (3x3 conv
+    with bias, BN, ReLU or not as the model's release has it, Dropout2D(0.1), 1x1 classifier;
+    logits in training only, declared in ``TRAIN_ONLY_PREFIXES``), every logit resized to the
+    input with ``align_corners=True``. Subclasses build ``self.head`` after calling
+    ``__init__`` and then :meth:`_finish`.
+    """
+    TRAIN_ONLY_PREFIXES = ('dsn.',)
+
+    def __init__(self, backbone=None, depth=101, in_channels=3):
+        super().__init__()
+        self.backbone = DeepStemResNet(depth, in_channels=in_channels) if backbone is None else backbone
+
+    def _finish(self, num_classes, head_channels, aux_head, dsn_relu, pretrained):
+        channels = self.backbone.feat_channels[2]
+        layers = [nn.Conv2D(channels, head_channels, 3, padding=1), nn.BatchNorm2D(head_channels)]
+        layers += [nn.ReLU()] if dsn_relu else []
+        layers += [nn.Dropout2D(0.1), nn.Conv2D(head_channels, num_classes, 1)]
+        self.dsn = nn.Sequential(*layers) if aux_head else None
+        if pretrained:
+            load_pretrained(self, pretrained)
+
+    def forward(self, x):
+        size = paddle.shape(x)[2:]
+        _, _, layer3, layer4 = self.backbone(x)
+        logits = [self.head(layer4)]
+        if self.training and self.dsn is not None:
+            logits.append(self.dsn(layer3))
+        return [up_align_corners(logit, size) for logit in logits]

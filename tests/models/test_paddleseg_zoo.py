@@ -18,7 +18,8 @@ from paddleseg.cvlibs import manager
 from paddleseg_ddr.engine import Builder, load_config
 from paddleseg_ddr.errors import UserError
 from paddleseg_ddr.models import create_model, get_variant, list_variants
-from paddleseg_ddr.models.paddleseg_zoo import AdaptiveAvgPool2DMatmul, recipe_backbone
+from paddleseg_ddr.models.blocks import AdaptiveAvgPool2DMatmul
+from paddleseg_ddr.models.paddleseg_zoo import recipe_backbone
 from random_bn import randomize_bn
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))

@@ -1,0 +1,19 @@
+"""Runs the modules of ``conftest.ISOLATED`` in a pytest process of their own (see the reason
+in conftest.py): their tests pass or fail here, with their output shown on failure."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ISOLATED, ISOLATED_ENV, ROOT
+
+
+@pytest.mark.parametrize('module', ISOLATED)
+def test_module_in_its_own_process(module):
+    env = dict(os.environ, **{ISOLATED_ENV: '1'})
+    proc = subprocess.run([sys.executable, '-m', 'pytest', os.path.join('tests', module), '-q', '-p', 'no:cacheprovider'],
+                          cwd=ROOT, env=env, capture_output=True, text=True)
+    summary = [line for line in proc.stdout.splitlines() if ' passed' in line or ' failed' in line or 'error' in line]
+    assert proc.returncode == 0, (proc.stdout[-6000:] + proc.stderr[-3000:])
+    assert summary and 'passed' in summary[-1] and 'failed' not in summary[-1], proc.stdout[-3000:]
