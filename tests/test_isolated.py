@@ -1,12 +1,12 @@
-"""Runs the modules of ``conftest.ISOLATED`` in a pytest process of their own (see the reason
-in conftest.py): their tests pass or fail here, with their output shown on failure."""
+"""Runs the modules of ``isolation.ISOLATED`` in a pytest process of their own (see the reason
+in isolation.py): their tests pass or fail here, with their output shown on failure."""
 import os
 import subprocess
 import sys
 
 import pytest
 
-from conftest import ISOLATED, ISOLATED_ENV, ROOT
+from isolation import ISOLATED, ISOLATED_ENV, ROOT
 
 
 @pytest.mark.parametrize('module', ISOLATED)

@@ -31,32 +31,7 @@ records for them (``precision`` / ``precisions``, see deploy_config's docstring)
 runs the fp32 files with the engine's bf16 arithmetic. A precision the export lacks, or an
 engine that cannot run it, is a :class:`~paddleseg_ddr.errors.UserError` saying what to do.
 """
-import difflib
-
-from ..errors import UserError
-from .deploy_config import RUN_PRECISIONS, model_precision
-
-ENGINES = ('paddle', 'onnxruntime', 'openvino')
-# The run precisions each engine can run at all (on a CPU that has the instructions).
-ENGINE_PRECISIONS = {'paddle': ('fp32', 'bf16', 'int8'), 'onnxruntime': ('fp32', 'int8'),
-                     'openvino': ('fp32', 'bf16', 'int8')}
-
-
-def check_engine(engine, precision='fp32'):
-    """A UserError for an unknown engine or precision, or a pair the engine cannot run, before
-    anything is loaded."""
-    if engine not in ENGINES:
-        near = difflib.get_close_matches(str(engine), ENGINES, n=1, cutoff=0.5)
-        hint = f" (did you mean '{near[0]}'?)" if near else ''
-        raise UserError(f"--engine must be one of {', '.join(ENGINES)}, got '{engine}'{hint}.")
-    model_precision(precision)  # checks the name
-    if precision not in ENGINE_PRECISIONS[engine]:
-        others = [e for e in ENGINES if precision in ENGINE_PRECISIONS[e]]
-        why = {'onnxruntime': ' (ONNX Runtime has no bf16 convolutions on the CPU)'}.get(engine, '')
-        raise UserError(f"--engine {engine} cannot run --precision {precision}{why}: use --engine "
-                        f"{' or --engine '.join(others)}, or another --precision "
-                        f"({', '.join(ENGINE_PRECISIONS[engine])}).")
-
+from .deploy_config import ENGINE_PRECISIONS, ENGINES, RUN_PRECISIONS, check_engine  # noqa: F401 (re-exported)
 
 def create_runner(model_dir, engine='paddle', precision='fp32', cpu_threads=None, **options):
     """A runner for the export ``model_dir`` (its folder or deploy.yaml; for onnxruntime and

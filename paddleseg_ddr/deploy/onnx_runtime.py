@@ -2,7 +2,7 @@
 
 ONNX Runtime 1.32's CPU execution provider has float32 and int8 (QLinear/QDQ) convolutions
 but no bfloat16 ones (its bf16 GEMM fast-math option exists for ARM64 only), so it runs fp32
-and int8 models; bf16 is refused (engines.check_engine) in favour of OpenVINO.
+and int8 models; bf16 is refused (deploy_config.check_engine) in favour of OpenVINO.
 """
 import os
 
@@ -23,7 +23,7 @@ class OnnxRuntimePredictor(ExportedModelPredictor):
         except ImportError as e:
             raise UserError('ONNX inference needs onnxruntime: pip install onnxruntime') from e
         if precision is not None:
-            from .engines import check_engine
+            from .deploy_config import check_engine
             check_engine(self.engine, precision)
         deploy, onnx_file = read_model_file_config(model, 'onnx_model', precision, 'model.onnx')
         super().__init__(deploy['transforms'], deploy['output_op'], deploy_meta(deploy))

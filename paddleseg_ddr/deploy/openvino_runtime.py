@@ -82,7 +82,7 @@ class OpenVinoPredictor(ExportedModelPredictor):
     engine = 'openvino'
 
     def __init__(self, model, cpu_threads=None, precision='fp32', device='CPU'):
-        from .engines import check_engine
+        from .deploy_config import check_engine
         check_engine(self.engine, precision)
         ov = require_openvino()
         self.core = ov.Core()

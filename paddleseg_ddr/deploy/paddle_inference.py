@@ -200,7 +200,7 @@ class PaddleInferencePredictor(ExportedModelPredictor):
 
     def __init__(self, model_dir, device='cpu', enable_mkldnn=True, cpu_threads=None, run_precision='fp32',
                  **options):
-        from .engines import check_engine
+        from .deploy_config import check_engine
         check_engine(self.engine, run_precision)
         deploy = read_deploy_config(model_dir, precision=run_precision)
         super().__init__(deploy['transforms'], deploy['output_op'], deploy_meta(deploy))

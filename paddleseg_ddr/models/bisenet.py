@@ -34,8 +34,6 @@ PaddleSeg's cache (``~/.paddleseg/pretrained_model/<name>/model.pdparams``) as P
 and a file already there is used without the network; a download that fails or a missing
 path stops with one message saying what to do.
 """
-import os
-from urllib.parse import urlparse
 
 import paddle
 import paddle.nn as nn
@@ -47,51 +45,11 @@ from paddleseg.models.bisenetv1 import SpatialPath
 
 from ..errors import UserError
 from ..utils.weights import load_pretrained
-from .reparameterize import fold_conv_bn
+from .paddleseg_compat import fold_paddleseg_conv_bn, resolve_pretrained
 from .variants import Variant, register_variant
 
 def _resize(x, size):
     return nn.functional.interpolate(x, size=size, mode='bilinear', align_corners=True)
-
-
-def resolve_pretrained(path, what, option):
-    """A local file for ``path`` (a file or a URL, as in PaddleSeg's configs), or a
-    ``UserError`` saying how to get one. ``option`` is the config key, for the message."""
-    if urlparse(str(path)).netloc:
-        from paddleseg.utils import seg_env
-        from paddleseg.utils.utils import download_pretrained_model
-        archive = path.rstrip('/').split('/')[-1]
-        cached = (os.path.join(seg_env.PRETRAINED_MODEL_HOME, archive.split('.')[0], 'model.pdparams')
-                  if archive.endswith(('tgz', 'tar.gz', 'tar', 'zip')) else None)
-        try:
-            local = download_pretrained_model(path)  # PaddleSeg's cache first, then the network
-        except Exception as e:  # offline: requests' ConnectionError, a truncated archive ...
-            reason = str(e).splitlines()[0][:160] if str(e) else ''
-            cache_hint = f" (or put it at '{cached}', PaddleSeg's cache)" if cached else ''
-            raise UserError(
-                f"cannot download the {what} '{path}' ({type(e).__name__}: {reason}). On a machine with "
-                f"internet access, download it, extract model.pdparams and pass its path with "
-                f"`--opts {option}=<path>/model.pdparams`{cache_hint}, or train from scratch with "
-                f"`--opts {option}=None`.") from None
-        path = local
-    if not os.path.isfile(path):
-        raise UserError(f"{what} not found: '{path}'. Pass the path of a .pdparams or .safetensors file with "
-                        f"`--opts {option}=<file>`, or train from scratch with `--opts {option}=None`.")
-    return path
-
-
-def _fold_paddleseg_conv_bn(model):
-    """Fold every PaddleSeg ``ConvBN``/``ConvBNReLU``/ResNet ``ConvBNLayer`` (a ``_conv`` then a
-    ``_batch_norm``) in ``model``; a norm that is not a plain ``BatchNorm2D`` (SyncBatchNorm
-    of a multi-card run) is left as it is. Returns the number folded."""
-    folded = 0
-    for layer in model.sublayers(include_self=True):
-        conv, bn = getattr(layer, '_conv', None), getattr(layer, '_batch_norm', None)
-        if (isinstance(conv, nn.Conv2D) and type(bn) is nn.BatchNorm2D
-                and conv._data_format == 'NCHW' and bn._data_format == 'NCHW'):
-            layer._batch_norm = fold_conv_bn(conv, bn)
-            folded += 1
-    return folded
 
 
 @manager.MODELS.add_component
@@ -157,7 +115,7 @@ class DDRBiSeNetV1(_PaddleSegBiseNetV1):
 
     def reparameterize(self):
         """Fold the conv+BN pairs (export; see :mod:`.reparameterize`)."""
-        _fold_paddleseg_conv_bn(self)
+        fold_paddleseg_conv_bn(self)
 
 
 @manager.MODELS.add_component
@@ -203,7 +161,7 @@ class DDRBiSeNetV2(_PaddleSegBiSeNetV2):
     def reparameterize(self):
         """Fold the conv+BN pairs (export; see :mod:`.reparameterize`). The context block's BN
         on the pooled vector precedes its convolution and stays."""
-        _fold_paddleseg_conv_bn(self)
+        fold_paddleseg_conv_bn(self)
 
 
 # PaddleSeg's published Cityscapes val mIoU (configs/bisenet, configs/bisenetv1 READMEs of

@@ -47,7 +47,7 @@ from paddleseg.models.pspnet import PSPNet as _PaddleSegPSPNet
 
 from ..errors import UserError
 from ..utils.weights import load_pretrained
-from .bisenet import _fold_paddleseg_conv_bn, resolve_pretrained
+from .paddleseg_compat import fold_paddleseg_conv_bn, resolve_pretrained
 from .blocks import AdaptiveAvgPool2DMatmul
 from .variants import Variant, register_variant
 
@@ -100,7 +100,7 @@ class _ZooModel:
 
     def reparameterize(self):
         """Fold the conv+BN pairs (export; see :mod:`.reparameterize`)."""
-        _fold_paddleseg_conv_bn(self)
+        fold_paddleseg_conv_bn(self)
 
 
 _COMMON_ARGS = """
