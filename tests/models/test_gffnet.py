@@ -3,6 +3,7 @@ GFF+DFP head of the authors' gffnets.py on the ResNet-101 with PPM of the paper)
 checkpoint in that layout converts to the same logits at an odd input size, where PPM's bins
 3 and 6 do not divide the 1/8 map."""
 import collections
+import os
 
 import numpy as np
 import paddle
@@ -42,3 +43,18 @@ def test_converted_checkpoint_gives_the_reference_logits(tmp_path):
         ours = model(paddle.to_tensor(x))[0].numpy()
     assert ours.shape == ref.shape
     assert np.abs(ours - ref).max() <= 1e-4 * np.abs(ref).max()
+
+
+@pytest.mark.slow
+def test_a_few_training_iterations_then_evaluation(tmp_path, mini_config):
+    """The tools train GFF-Net (main OHEM + 0.4 CE on the auxiliary head) and evaluate it; on
+    the deep-stem ResNet-50 to keep CI short (the head is the one of GFFNet_R101)."""
+    from paddleseg_ddr.cli import train_main, val_main
+    mini = os.path.join(os.path.dirname(__file__), '..', '..', 'configs', 'quickstart', 'gffnet_r101_mini_cityscapes.yml')
+    cfg = mini_config(tmp_path, batch_size=1, crop=96, iters=2, _base_=mini, model={'type': 'GFFNet', 'depth': 50},
+                      loss={'types': [{'type': 'DDROhemCrossEntropyLoss', 'thresh': 0.7, 'min_kept': 1152, 'weight': None},
+                                      {'type': 'DDRCrossEntropyLoss', 'weight': None}], 'coef': [1, 0.4]})
+    out = train_main(['--config', cfg, '--save_interval', '2', '--save_dir', str(tmp_path / 'o'), '--num_workers', '0'])
+    assert len(out['history']) >= 1 and all(np.isfinite(h['loss']) for h in out['history'])
+    metrics = val_main(['--config', cfg, '--model_path', str(tmp_path / 'o' / 'iter_2' / 'model.pdparams')])
+    assert 0.0 <= metrics['miou'] <= 1.0
